@@ -1,0 +1,23 @@
+/**
+ * Every error this package throws is an {@link IdentityError} with a stable `code`.
+ * Match on `code`, not on the message: messages explain, codes are the contract.
+ */
+export type IdentityErrorCode =
+  /** The string is not a SPIFFE ID of the form spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>. */
+  | 'ERR_IDENTITY_INVALID'
+  /** A trust domain name is malformed. */
+  | 'ERR_TRUST_DOMAIN_INVALID'
+  /** The identity belongs to a different trust domain than the one required. */
+  | 'ERR_TRUST_DOMAIN_MISMATCH'
+  /** A certificate carried no usable SPIFFE URI SAN. */
+  | 'ERR_NO_IDENTITY_IN_CERTIFICATE';
+
+export class IdentityError extends Error {
+  override readonly name = 'IdentityError';
+  readonly code: IdentityErrorCode;
+
+  constructor(code: IdentityErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
