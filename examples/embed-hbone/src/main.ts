@@ -1,0 +1,1 @@
+console.log("embed-hbone example: pending");
