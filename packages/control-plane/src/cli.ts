@@ -1,2 +1,2 @@
 #!/usr/bin/env node
-console.log("ambient-control-plane: pending");
+console.log('ambient-control-plane: pending');
