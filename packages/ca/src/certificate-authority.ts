@@ -233,12 +233,7 @@ export class CertificateAuthority extends EventEmitter<CertificateAuthorityEvent
   /** The roots with their place in the rotation timeline. */
   roots(): RootInfo[] {
     if (this.#plugged) return this.#plugged.map((c) => rootInfo(c, 'plugged'));
-    return this.#roots.map((r) => {
-      const info = rootInfo(r.cert, r.status);
-      if (r.activateAt !== undefined) info.activateAt = new Date(r.activateAt);
-      if (r.retireAt !== undefined) info.retireAt = new Date(r.retireAt);
-      return info;
-    });
+    return this.#roots.map(recordInfo);
   }
 
   /** The certificate that signs leaves now (the active root, or a plugged-in ca-cert). */
@@ -325,7 +320,7 @@ export class CertificateAuthority extends EventEmitter<CertificateAuthorityEvent
       }
       const rec = await this.#introduce(options.activateAfter ?? this.#activationDelay());
       await this.#advance();
-      return rootInfo(rec.cert, rec.status);
+      return recordInfo(this.#roots.find((r) => r.cert === rec.cert) ?? rec);
     });
   }
 
@@ -461,7 +456,7 @@ export class CertificateAuthority extends EventEmitter<CertificateAuthorityEvent
       activateAt: now + Math.max(0, activateAfter),
     };
     await this.#commit([...this.#roots, rec]);
-    this.emit('root-introduced', rootInfo(rec.cert, 'next'));
+    this.emit('root-introduced', recordInfo(rec));
     this.emit('trust-bundle-changed', this.trustBundle);
     return rec;
   }
@@ -488,12 +483,12 @@ export class CertificateAuthority extends EventEmitter<CertificateAuthorityEvent
       const activated: RootRecord = { ...next, status: 'active' };
       delete activated.activateAt;
       await this.#commit(this.#roots.map((r) => (r === old ? retired : r === next ? activated : r)));
-      this.emit('root-activated', rootInfo(activated.cert, 'active'));
+      this.emit('root-activated', recordInfo(activated));
     }
     const gone = this.#roots.filter((r) => r.status === 'retiring' && now >= (r.retireAt as number));
     if (gone.length) {
       await this.#commit(this.#roots.filter((r) => !gone.includes(r)));
-      for (const r of gone) this.emit('root-retired', rootInfo(r.cert, 'retiring'));
+      for (const r of gone) this.emit('root-retired', recordInfo(r));
       this.emit('trust-bundle-changed', this.trustBundle);
     }
     this.#schedule();
@@ -596,6 +591,13 @@ function rootInfo(c: CertificateInfo, status: RootInfo['status']): RootInfo {
     notAfter: c.notAfter,
     status,
   };
+}
+
+function recordInfo(r: RootRecord): RootInfo {
+  const info = rootInfo(r.cert, r.status);
+  if (r.activateAt !== undefined) info.activateAt = new Date(r.activateAt);
+  if (r.retireAt !== undefined) info.retireAt = new Date(r.retireAt);
+  return info;
 }
 
 function checkDurations(o: CertificateAuthorityOptions): void {
