@@ -1,8 +1,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { AnyConfigObject } from '../src/config-object.js';
+import { keyOf } from '../src/config-object.js';
+import type { ConfigChange } from '../src/config-source.js';
+import { parseConfigText } from '../src/parse-config.js';
 import type { ScheduledTask, Scheduler } from '../src/scheduler.js';
-
+import { ipString } from '../src/translator.js';
 /** A scheduler the test drives: tasks run only when the test says so. */
 export class ManualScheduler implements Scheduler {
   readonly #tasks = new Set<() => void>();
@@ -81,3 +85,38 @@ export async function settle(
 }
 
 export const yaml = (s: string): string => s.replace(/^\n/, '');
+
+/** Parses YAML into objects, failing the test on any problem. */
+export function objects(text: string, file = 'test.yaml'): AnyConfigObject[] {
+  const parsed = parseConfigText(text, file);
+  if (parsed.problems.length > 0) throw new Error(`unexpected problems: ${JSON.stringify(parsed.problems)}`);
+  return [...parsed.objects];
+}
+
+export function added(text: string): ConfigChange[] {
+  return objects(text).map((o) => ({ type: 'added', key: keyOf(o), object: o }));
+}
+
+export function modified(previous: AnyConfigObject, text: string): ConfigChange {
+  const [o] = objects(text);
+  if (!o) throw new Error('no object');
+  return { type: 'modified', key: keyOf(o), object: o, previous };
+}
+
+export function deleted(o: AnyConfigObject): ConfigChange {
+  return { type: 'deleted', key: keyOf(o), object: o, previous: o };
+}
+
+/** Rendered JSON, navigated freely by the golden tests. */
+// biome-ignore lint/suspicious/noExplicitAny: goldens index into rendered JSON; a wrong path fails the assertion.
+export type Rendered = any;
+
+/** Renders resources for readable goldens: IP bytes as text. */
+export function render(value: unknown): Rendered {
+  if (value instanceof Uint8Array) return ipString(value);
+  if (Array.isArray(value)) return value.map(render);
+  if (value instanceof Map) return Object.fromEntries([...value].map(([k, v]) => [k, render(v)]));
+  if (value && typeof value === 'object')
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, render(v)]));
+  return value;
+}
