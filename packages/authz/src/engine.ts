@@ -172,6 +172,8 @@ export class PolicySet {
   checkRequest(req: RequestAttributes): Decision {
     const ctx = new EvalContext(req, this.#normalization);
     try {
+      // A path the normalization rejects (%00) is refused even when no policy looks at paths, as Istio does.
+      void ctx.path;
       return this.#decide(ctx, 'L7', undefined);
     } catch (err) {
       return invalid(err, 'L7');
@@ -182,6 +184,7 @@ export class PolicySet {
   async checkRequestAsync(req: RequestAttributes): Promise<Decision> {
     const ctx = new EvalContext(req, this.#normalization);
     try {
+      void ctx.path;
       for (const cp of this.#custom) {
         const rule = firstMatchingRule(cp.l7, ctx);
         if (rule < 0) continue;

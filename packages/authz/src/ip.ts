@@ -1,7 +1,7 @@
 /**
  * IPv4/IPv6 addresses and CIDR blocks, parsed once and matched with integer compares. An IPv4-mapped IPv6
  * address (`::ffff:10.1.2.3`, what a dual-stack Node socket reports for an IPv4 peer) is treated as the IPv4
- * address it carries, so `10.0.0.0/8` matches it.
+ * address it carries, so `10.0.0.0/8` matches it; a mapped block of /96 or longer likewise becomes IPv4.
  */
 
 /** An address as four 32-bit words, most significant first; IPv4 uses only `w3`. */
@@ -143,25 +143,18 @@ function maskWord(value: number, bitsInWord: number): number {
   return (value & (0xffffffff << (32 - bitsInWord))) >>> 0;
 }
 
-/** True when `ip` lies inside `cidr`. An IPv4 address is compared with IPv6 blocks as its mapped form. */
+/**
+ * True when `ip` lies inside `cidr`. Families never mix (as in ztunnel): an IPv6 block does not contain an IPv4
+ * address. IPv4-mapped addresses and blocks were already turned into IPv4 by the parsers.
+ */
 export function cidrContains(cidr: Cidr, ip: IpAddress): boolean {
-  if (!cidr.v6) {
-    if (ip.v6) return false;
-    return maskWord(ip.w3, cidr.bits) === maskWord(cidr.w3, cidr.bits);
-  }
-  let a0 = ip.w0;
-  let a1 = ip.w1;
-  let a2 = ip.w2;
-  if (!ip.v6) {
-    a0 = 0;
-    a1 = 0;
-    a2 = 0xffff;
-  }
+  if (!cidr.v6) return !ip.v6 && maskWord(ip.w3, cidr.bits) === maskWord(cidr.w3, cidr.bits);
+  if (!ip.v6) return false;
   const b = cidr.bits;
   return (
-    maskWord(a0, b) === maskWord(cidr.w0, b) &&
-    maskWord(a1, b - 32) === maskWord(cidr.w1, b - 32) &&
-    maskWord(a2, b - 64) === maskWord(cidr.w2, b - 64) &&
+    maskWord(ip.w0, b) === maskWord(cidr.w0, b) &&
+    maskWord(ip.w1, b - 32) === maskWord(cidr.w1, b - 32) &&
+    maskWord(ip.w2, b - 64) === maskWord(cidr.w2, b - 64) &&
     maskWord(ip.w3, b - 96) === maskWord(cidr.w3, b - 96)
   );
 }
