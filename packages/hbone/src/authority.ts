@@ -52,7 +52,8 @@ export function parseAuthority(value: string): HboneAuthority {
     if (colon < 0) throw bad(`authority ${quote(value)} has no port: expected <ip>:<port>`);
     host = value.slice(0, colon);
     portText = value.slice(colon + 1);
-    if (host.includes(':')) throw bad(`authority ${quote(value)}: an IPv6 address must be in brackets, [<ipv6>]:<port>`);
+    if (host.includes(':'))
+      throw bad(`authority ${quote(value)}: an IPv6 address must be in brackets, [<ipv6>]:<port>`);
     if (isIP(host) !== 4 && !isHostname(host)) {
       throw bad(`authority ${quote(value)}: ${quote(host)} is neither an IPv4 address nor a DNS name`);
     }

@@ -44,14 +44,17 @@ export function buildBaggage(b: HboneBaggage): string {
   if (b.workloadName !== undefined) {
     const kind = b.workloadKind ?? 'deployment';
     if (!KIND_RE.test(kind) || NOT_WORKLOAD_KINDS.has(kind)) {
-      throw bad(`baggage workload kind ${JSON.stringify(kind)} is invalid: use e.g. "deployment", "statefulset", "pod"`);
+      throw bad(
+        `baggage workload kind ${JSON.stringify(kind)} is invalid: use e.g. "deployment", "statefulset", "pod"`,
+      );
     }
     add(`k8s.${kind}.name`, b.workloadName);
   }
   add('service.name', b.serviceName);
   add('service.version', b.serviceVersion);
   const out = parts.join(',');
-  if (out.length > MAX_BAGGAGE_BYTES) throw bad(`baggage is ${out.length} bytes; W3C Baggage allows ${MAX_BAGGAGE_BYTES}`);
+  if (out.length > MAX_BAGGAGE_BYTES)
+    throw bad(`baggage is ${out.length} bytes; W3C Baggage allows ${MAX_BAGGAGE_BYTES}`);
   return out;
 }
 
@@ -62,10 +65,12 @@ export function buildBaggage(b: HboneBaggage): string {
  */
 export function parseBaggage(value: string): HboneBaggage {
   if (typeof value !== 'string') throw bad('baggage must be a string');
-  if (value.length > MAX_BAGGAGE_BYTES) throw bad(`baggage is ${value.length} bytes; W3C Baggage allows ${MAX_BAGGAGE_BYTES}`);
+  if (value.length > MAX_BAGGAGE_BYTES)
+    throw bad(`baggage is ${value.length} bytes; W3C Baggage allows ${MAX_BAGGAGE_BYTES}`);
   const out: HboneBaggage = {};
   const members = value.split(',');
-  if (members.length > MAX_MEMBERS) throw bad(`baggage has ${members.length} members; at most ${MAX_MEMBERS} are allowed`);
+  if (members.length > MAX_MEMBERS)
+    throw bad(`baggage has ${members.length} members; at most ${MAX_MEMBERS} are allowed`);
   for (const raw of members) {
     const member = raw.trim();
     // Empty list members (e.g. a trailing comma) are tolerated, as most W3C parsers do.
@@ -77,7 +82,8 @@ export function parseBaggage(value: string): HboneBaggage {
     const key = kv.slice(0, eq).trim();
     const rawValue = kv.slice(eq + 1).trim();
     if (!TOKEN_RE.test(key)) throw bad(`baggage key ${JSON.stringify(key)} is not a valid token`);
-    if (!VALUE_RE.test(rawValue)) throw bad(`baggage value for ${key} contains characters that must be percent-encoded`);
+    if (!VALUE_RE.test(rawValue))
+      throw bad(`baggage value for ${key} contains characters that must be percent-encoded`);
     let decoded: string;
     try {
       decoded = decodeURIComponent(rawValue);

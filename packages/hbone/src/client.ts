@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { formatAuthority } from './authority.js';
 import { buildBaggage, type HboneBaggage } from './baggage.js';
 import {
@@ -23,7 +23,7 @@ import { createH2Connection } from './h2/index.js';
 import { H2_ERROR, type H2Connection, type H2HeaderList, type H2Stream } from './h2/types.js';
 import { checkServerIdentity } from './peer-identity.js';
 import { ConnectionPool, poolKey } from './pool.js';
-import { type Timers, defaultTimers } from './timers.js';
+import { defaultTimers, type Timers } from './timers.js';
 import { tlsFailure } from './tls-errors.js';
 import { newTraceparent } from './traceparent.js';
 
@@ -103,7 +103,11 @@ export class HboneClient {
     this.#pingIntervalMs = positive(options.pingIntervalMs, HBONE_PING_INTERVAL_MS, 'pingIntervalMs', true);
     this.#pingTimeoutMs = positive(options.pingTimeoutMs, HBONE_PING_TIMEOUT_MS, 'pingTimeoutMs');
     this.#pool = new ConnectionPool({
-      maxStreamsPerConnection: positive(options.maxStreamsPerConnection, HBONE_CLIENT_MAX_STREAMS, 'maxStreamsPerConnection'),
+      maxStreamsPerConnection: positive(
+        options.maxStreamsPerConnection,
+        HBONE_CLIENT_MAX_STREAMS,
+        'maxStreamsPerConnection',
+      ),
       idleTimeoutMs: positive(options.idleTimeoutMs, HBONE_POOL_IDLE_TIMEOUT_MS, 'idleTimeoutMs'),
       timers: this.#timers,
     });
@@ -122,7 +126,10 @@ export class HboneClient {
     const serverAddress = options.server?.address ?? target.address;
     const serverPort = options.server?.port ?? HBONE_PORT;
     if (isIP(serverAddress) === 0) {
-      throw new HboneError('ERR_HBONE_INVALID_OPTION', `HBONE server address ${JSON.stringify(serverAddress)} must be an IP address`);
+      throw new HboneError(
+        'ERR_HBONE_INVALID_OPTION',
+        `HBONE server address ${JSON.stringify(serverAddress)} must be an IP address`,
+      );
     }
     const headers = requestHeaders(authority, options);
     const key = poolKey({
@@ -285,9 +292,13 @@ export class HboneClient {
         if (status === 200) resolve();
         else {
           reject(
-            new HboneError('ERR_HBONE_STATUS', `HBONE server refused the tunnel with status ${status}${statusMeaning(status)}`, {
-              status,
-            }),
+            new HboneError(
+              'ERR_HBONE_STATUS',
+              `HBONE server refused the tunnel with status ${status}${statusMeaning(status)}`,
+              {
+                status,
+              },
+            ),
           );
         }
       };
@@ -306,7 +317,10 @@ export class HboneClient {
       const timer = this.#timers.setTimeout(() => {
         cleanup();
         reject(
-          new HboneError('ERR_HBONE_TIMEOUT', `the HBONE server did not answer CONNECT within ${this.#responseTimeoutMs} ms`),
+          new HboneError(
+            'ERR_HBONE_TIMEOUT',
+            `the HBONE server did not answer CONNECT within ${this.#responseTimeoutMs} ms`,
+          ),
         );
       }, this.#responseTimeoutMs);
       stream.on('response', onResponse);
@@ -331,7 +345,10 @@ function requestHeaders(authority: string, o: HboneConnectOptions): H2HeaderList
   if (o.headers) {
     for (const [name, value] of Object.entries(o.headers)) {
       if (name.startsWith(':') || name !== name.toLowerCase() || typeof value !== 'string') {
-        throw new HboneError('ERR_HBONE_INVALID_OPTION', `extra header ${JSON.stringify(name)} must be a lowercase regular header with a string value`);
+        throw new HboneError(
+          'ERR_HBONE_INVALID_OPTION',
+          `extra header ${JSON.stringify(name)} must be a lowercase regular header with a string value`,
+        );
       }
       h.push([name, value]);
     }
@@ -387,7 +404,10 @@ function statusMeaning(status: number): string {
 function positive(v: number | undefined, dflt: number, name: string, zeroOk = false): number {
   if (v === undefined) return dflt;
   if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || (v === 0 && !zeroOk)) {
-    throw new HboneError('ERR_HBONE_INVALID_OPTION', `${name} must be a positive number of ${name.endsWith('Ms') ? 'milliseconds' : 'streams'}`);
+    throw new HboneError(
+      'ERR_HBONE_INVALID_OPTION',
+      `${name} must be a positive number of ${name.endsWith('Ms') ? 'milliseconds' : 'streams'}`,
+    );
   }
   return v;
 }

@@ -31,13 +31,14 @@ export function buildForwarded(e: { for: ForwardedNode; host?: string; proto?: s
   // ztunnel always quotes `for` (it carries ':' whenever a port is present).
   const parts = [`for=${quoted(formatNode(e.for))}`];
   if (e.host !== undefined) {
-    if (typeof e.host !== 'string' || e.host.length === 0 || /[\x00-\x1f\x7f]/.test(e.host)) {
+    if (typeof e.host !== 'string' || e.host.length === 0 || hasControlChar(e.host)) {
       throw bad('forwarded host must be a non-empty string without control characters');
     }
     parts.push(`host=${quoteValue(e.host)}`);
   }
   if (e.proto !== undefined) {
-    if (!/^[A-Za-z][A-Za-z0-9+.-]*$/.test(e.proto)) throw bad(`forwarded proto ${JSON.stringify(e.proto)} is not a URI scheme`);
+    if (!/^[A-Za-z][A-Za-z0-9+.-]*$/.test(e.proto))
+      throw bad(`forwarded proto ${JSON.stringify(e.proto)} is not a URI scheme`);
     parts.push(`proto=${e.proto}`);
   }
   return parts.join(';');
@@ -50,7 +51,8 @@ export function buildForwarded(e: { for: ForwardedNode; host?: string; proto?: s
  */
 export function parseForwarded(value: string): ForwardedElement[] {
   if (typeof value !== 'string') throw bad('forwarded must be a string');
-  if (value.length > MAX_FORWARDED_BYTES) throw bad(`forwarded is ${value.length} bytes; at most ${MAX_FORWARDED_BYTES} are accepted`);
+  if (value.length > MAX_FORWARDED_BYTES)
+    throw bad(`forwarded is ${value.length} bytes; at most ${MAX_FORWARDED_BYTES} are accepted`);
   const elements: ForwardedElement[] = [];
   let current: ForwardedElement = {};
   let seen = new Set<string>();
@@ -90,7 +92,8 @@ export function parseForwarded(value: string): ForwardedElement[] {
         while (i < n && value[i] !== ';' && value[i] !== ',' && value[i] !== ' ' && value[i] !== '\t') i++;
         v = value.slice(start, i);
         // Lenient: an unquoted `for=1.2.3.4:80` (strictly it must be quoted) is accepted, nothing else.
-        if (!UNQUOTED_RE.test(v)) throw bad(`forwarded ${short(value)}: value of ${name} must be a token or a quoted string`);
+        if (!UNQUOTED_RE.test(v))
+          throw bad(`forwarded ${short(value)}: value of ${name} must be a token or a quoted string`);
       }
       if (seen.has(name)) throw bad(`forwarded ${short(value)}: parameter ${name} repeated in one element`);
       seen.add(name);
@@ -137,7 +140,8 @@ function parseNode(v: string, whole: string): ForwardedNode {
     const close = v.indexOf(']');
     if (close < 0) throw bad(`forwarded ${short(whole)}: unterminated IPv6 address`);
     name = v.slice(1, close);
-    if (isIP(name) !== 6 || name.includes('%')) throw bad(`forwarded ${short(whole)}: ${JSON.stringify(name)} is not an IPv6 address`);
+    if (isIP(name) !== 6 || name.includes('%'))
+      throw bad(`forwarded ${short(whole)}: ${JSON.stringify(name)} is not an IPv6 address`);
     const rest = v.slice(close + 1);
     if (rest.length > 0) {
       if (rest[0] !== ':') throw bad(`forwarded ${short(whole)}: junk after IPv6 address`);
@@ -148,7 +152,9 @@ function parseNode(v: string, whole: string): ForwardedNode {
     name = colon < 0 ? v : v.slice(0, colon);
     port = colon < 0 ? undefined : v.slice(colon + 1);
     if (isIP(name) !== 4 && name !== 'unknown' && !OBF_RE.test(name)) {
-      throw bad(`forwarded ${short(whole)}: node ${JSON.stringify(v)} is not an IPv4 address, [IPv6], "unknown" or "_obfuscated"`);
+      throw bad(
+        `forwarded ${short(whole)}: node ${JSON.stringify(v)} is not an IPv4 address, [IPv6], "unknown" or "_obfuscated"`,
+      );
     }
   }
   if (port === undefined) return { address: name };
@@ -187,4 +193,12 @@ function short(s: string): string {
 
 function bad(message: string): HboneError {
   return new HboneError('ERR_HBONE_BAD_HEADER', message);
+}
+
+function hasControlChar(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return true;
+  }
+  return false;
 }

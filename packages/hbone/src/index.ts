@@ -1,5 +1,6 @@
-export { type HboneAuthority, formatAuthority, parseAuthority } from './authority.js';
+export { formatAuthority, type HboneAuthority, parseAuthority } from './authority.js';
 export { buildBaggage, type HboneBaggage, parseBaggage } from './baggage.js';
+export { HboneClient, type HboneClientOptions, type HboneConnectOptions, type HboneTarget } from './client.js';
 export {
   HBONE_CLIENT_MAX_STREAMS,
   HBONE_CONNECT_TIMEOUT_MS,
@@ -16,8 +17,6 @@ export {
 export type { ClientCredentialsProvider, ServerCredentialsProvider, TlsCredentials } from './credentials.js';
 export { HboneError, type HboneErrorCode } from './errors.js';
 export { buildForwarded, type ForwardedElement, type ForwardedNode, parseForwarded } from './forwarded.js';
-export { buildTraceparent, newTraceparent, parseTraceparent, type Traceparent } from './traceparent.js';
-export { type HboneClientOptions, HboneClient, type HboneConnectOptions, type HboneTarget } from './client.js';
 export {
   type HboneConnectionInfo,
   HboneServer,
@@ -34,3 +33,4 @@ export {
 } from './server-request.js';
 export { type SpliceResult, splice } from './splice.js';
 export type { Timers } from './timers.js';
+export { buildTraceparent, newTraceparent, parseTraceparent, type Traceparent } from './traceparent.js';

@@ -1,5 +1,5 @@
-import type { SpiffeId } from '@ambient-ts/identity';
 import type { Duplex } from 'node:stream';
+import type { SpiffeId } from '@ambient-ts/identity';
 import type { HboneAuthority } from './authority.js';
 import type { HboneBaggage } from './baggage.js';
 import type { ForwardedElement } from './forwarded.js';

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { type AddressInfo, createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import { createServer as createTlsServer, type TLSSocket, type Server as TlsServer } from 'node:tls';
 import type { SpiffeId } from '@ambient-ts/identity';
 import { type HboneAuthority, parseAuthority } from './authority.js';
 import { type HboneBaggage, parseBaggage } from './baggage.js';
@@ -26,7 +26,7 @@ import { H2_ERROR, type H2Connection, type H2HeaderList, type H2Stream } from '.
 import { checkTrustDomain, peerIdentity } from './peer-identity.js';
 import { type HboneHandler, HboneRejection, type HboneRejectStatus, type HboneRequest } from './server-request.js';
 import { splice } from './splice.js';
-import { type Timers, defaultTimers } from './timers.js';
+import { defaultTimers, type Timers } from './timers.js';
 import { tlsFailure, tlsFailureForCode } from './tls-errors.js';
 import { parseTraceparent, type Traceparent } from './traceparent.js';
 
@@ -119,7 +119,10 @@ export class HboneServer extends EventEmitter<HboneServerEvents> {
   constructor(options: HboneServerOptions) {
     super();
     if (!options || typeof options.handler !== 'function') {
-      throw new HboneError('ERR_HBONE_INVALID_OPTION', 'HboneServer: options.handler is required (request) => Duplex | rejection');
+      throw new HboneError(
+        'ERR_HBONE_INVALID_OPTION',
+        'HboneServer: options.handler is required (request) => Duplex | rejection',
+      );
     }
     this.#credentials = checkCredentialsOption(options.credentials);
     this.#handler = options.handler;
@@ -138,13 +141,19 @@ export class HboneServer extends EventEmitter<HboneServerEvents> {
   /** Starts listening (default port 15008 on every address). Resolves with the bound address. */
   listen(port: number = HBONE_PORT, host?: string): Promise<AddressInfo> {
     if (this.#state !== 'new') {
-      return Promise.reject(new HboneError('ERR_HBONE_CLOSED', 'HboneServer.listen() can be called once, before close()'));
+      return Promise.reject(
+        new HboneError('ERR_HBONE_CLOSED', 'HboneServer.listen() can be called once, before close()'),
+      );
     }
     this.#state = 'listening';
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => {
         this.#state = 'closed';
-        reject(new HboneError('ERR_HBONE_INVALID_OPTION', `cannot listen on ${host ?? '*'}:${port}: ${err.message}`, { cause: err }));
+        reject(
+          new HboneError('ERR_HBONE_INVALID_OPTION', `cannot listen on ${host ?? '*'}:${port}: ${err.message}`, {
+            cause: err,
+          }),
+        );
       };
       this.#net.once('error', onError);
       this.#net.listen({ port, ...(host ? { host } : {}) }, () => {
@@ -274,7 +283,10 @@ export class HboneServer extends EventEmitter<HboneServerEvents> {
     });
     tls.on('secureConnection', (socket) => this.#onSecure(socket, info.identity));
     tls.on('tlsClientError', (err, socket) => {
-      this.emit('tlsError', tlsFailure(err, 'server'), { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 });
+      this.emit('tlsError', tlsFailure(err, 'server'), {
+        address: socket.remoteAddress ?? '',
+        port: socket.remotePort ?? 0,
+      });
     });
     this.#tlsServers.set(creds, tls);
     return tls;
@@ -292,7 +304,12 @@ export class HboneServer extends EventEmitter<HboneServerEvents> {
       return;
     }
     if (socket.alpnProtocol !== 'h2') {
-      refuse(new HboneError('ERR_HBONE_ALPN', `client did not negotiate ALPN "h2" (got ${JSON.stringify(socket.alpnProtocol)})`));
+      refuse(
+        new HboneError(
+          'ERR_HBONE_ALPN',
+          `client did not negotiate ALPN "h2" (got ${JSON.stringify(socket.alpnProtocol)})`,
+        ),
+      );
       return;
     }
     const cert = socket.getPeerX509Certificate();
@@ -437,7 +454,8 @@ export class HboneServer extends EventEmitter<HboneServerEvents> {
       localAddress: conn.localAddress,
       localPort: conn.localPort,
       signal: ac.signal,
-      reject: (status: HboneRejectStatus, reason?: string) => new HboneRejection(status, reason ?? `rejected with ${status}`),
+      reject: (status: HboneRejectStatus, reason?: string) =>
+        new HboneRejection(status, reason ?? `rejected with ${status}`),
     };
     const tunnel: HboneTunnelInfo = {
       peerIdentity: conn.peerIdentity,
@@ -452,7 +470,8 @@ export class HboneServer extends EventEmitter<HboneServerEvents> {
         if (isDuplex(outcome)) outcome.destroy();
         return;
       }
-      const rejection = outcome instanceof HboneRejection ? outcome : error instanceof HboneRejection ? error : undefined;
+      const rejection =
+        outcome instanceof HboneRejection ? outcome : error instanceof HboneRejection ? error : undefined;
       if (rejection) {
         refuse(rejection.status, rejection.reason);
         return;
@@ -481,7 +500,11 @@ export class HboneServer extends EventEmitter<HboneServerEvents> {
       decide(undefined, err);
       return;
     }
-    if (isPromise(result)) result.then((v) => decide(v), (err: unknown) => decide(undefined, err));
+    if (isPromise(result))
+      result.then(
+        (v) => decide(v),
+        (err: unknown) => decide(undefined, err),
+      );
     else decide(result);
   }
 }
@@ -528,7 +551,9 @@ function providerError(err: unknown, local: { address: string; port: number }): 
   );
 }
 
-function checkCredentialsOption(c: TlsCredentials | ServerCredentialsProvider): TlsCredentials | ServerCredentialsProvider {
+function checkCredentialsOption(
+  c: TlsCredentials | ServerCredentialsProvider,
+): TlsCredentials | ServerCredentialsProvider {
   if (typeof c === 'function' || (c && typeof c === 'object')) return c;
   throw new HboneError(
     'ERR_HBONE_INVALID_OPTION',

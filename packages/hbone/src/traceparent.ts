@@ -58,7 +58,8 @@ export function parseTraceparent(value: string): Traceparent {
   if (version === '00' ? v.length !== 55 : v.length < 55 || (v.length > 55 && v[55] !== '-')) {
     throw bad(`traceparent ${short(v)} must be 00-<32 hex>-<16 hex>-<2 hex>`);
   }
-  if (v[2] !== '-' || v[35] !== '-' || v[52] !== '-') throw bad(`traceparent ${short(v)} must be 00-<32 hex>-<16 hex>-<2 hex>`);
+  if (v[2] !== '-' || v[35] !== '-' || v[52] !== '-')
+    throw bad(`traceparent ${short(v)} must be 00-<32 hex>-<16 hex>-<2 hex>`);
   const traceId = v.slice(3, 35);
   const parentId = v.slice(36, 52);
   const flags = v.slice(53, 55);

@@ -144,7 +144,9 @@ describe('forwarded', () => {
       { for: { address: '192.0.2.1' }, host: 'h"x\\y' },
     ];
     for (const c of cases) expect(parseForwarded(buildForwarded(c))).toEqual([c]);
-    expect(parseForwarded('For="[2001:db8:cafe::17]:4711"')).toEqual([{ for: { address: '2001:db8:cafe::17', port: 4711 } }]);
+    expect(parseForwarded('For="[2001:db8:cafe::17]:4711"')).toEqual([
+      { for: { address: '2001:db8:cafe::17', port: 4711 } },
+    ]);
     expect(parseForwarded('for=192.0.2.60;proto=http;by=203.0.113.43')).toEqual([
       { for: { address: '192.0.2.60' }, proto: 'http', by: { address: '203.0.113.43' } },
     ]);

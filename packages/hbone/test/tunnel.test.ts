@@ -190,7 +190,7 @@ describe('tunnel', () => {
         return (await readAll(t)).toString();
       }),
     );
-    replies.forEach((r, i) => expect(r).toBe(`tunnel ${i}`));
+    expect(replies).toEqual(tunnels.map((_, i) => `tunnel ${i}`));
     expect(client.stats().connections).toBe(3);
   }, 60_000);
 

@@ -84,11 +84,12 @@ export function forwardToAuthority(req: HboneRequest): Promise<Duplex> {
 
 export async function hboneServer(
   opts: Partial<HboneServerOptions> = {},
+  host = '127.0.0.1',
 ): Promise<{ server: HboneServer; port: number }> {
   const { server: creds } = await pki();
   const server = new HboneServer({ credentials: creds, handler: forwardToAuthority, ...opts });
   onCleanup(() => server.destroy());
-  const addr = await server.listen(0, '127.0.0.1');
+  const addr = await server.listen(0, host);
   return { server, port: addr.port };
 }
 
