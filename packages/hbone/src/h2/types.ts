@@ -40,6 +40,9 @@ export interface H2ConnectionOptions {
   pingTimeoutMs?: number;
   /** Deadline (ms) for graceful close(): open streams still open then are reset. */
   drainTimeoutMs?: number;
+  /** Writable high-water mark of each stream (default 256 KiB): how much a writer may queue before write()
+   * returns false, on top of what the peer's flow-control window lets through. */
+  streamWritableHighWaterMark?: number;
   /** Injectable clock/timers for tests; defaults to global setTimeout/clearTimeout (always unref'd). */
   timers?: {
     setTimeout: (fn: () => void, ms: number) => unknown;

@@ -1,0 +1,145 @@
+/** Shared helpers of the h2-*.test.ts files: real sockets on 127.0.0.1:0, digests, a throwaway TLS identity. */
+import 'reflect-metadata';
+import { createHash, type Hash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import * as net from 'node:net';
+import type { Duplex, Readable } from 'node:stream';
+import * as tls from 'node:tls';
+import * as x509 from '@peculiar/x509';
+import { createH2Connection, type H2Connection, type H2ConnectionOptions } from '../src/h2/index.js';
+
+x509.cryptoProvider.set(globalThis.crypto);
+
+export type SideOptions = Omit<H2ConnectionOptions, 'role' | 'socket'>;
+
+export interface Pair {
+  client: H2Connection;
+  server: H2Connection;
+  clientSocket: Duplex;
+  serverSocket: Duplex;
+}
+
+const cleanups: Array<() => void> = [];
+
+/** Destroys everything the helpers opened (call from afterEach). */
+export function cleanupAll(): void {
+  for (const fn of cleanups.splice(0)) fn();
+}
+
+/** A connected pair of raw TCP sockets on 127.0.0.1. */
+export async function socketPair(): Promise<{ a: net.Socket; b: net.Socket }> {
+  const server = net.createServer();
+  cleanups.push(() => server.close());
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as net.AddressInfo;
+  const accepted = once(server, 'connection');
+  const a = net.connect(port, '127.0.0.1');
+  cleanups.push(() => a.destroy());
+  const [b] = (await accepted) as [net.Socket];
+  cleanups.push(() => b.destroy());
+  await once(a, 'connect').catch(() => undefined);
+  return { a, b };
+}
+
+/** Our client and our server over plain TCP. */
+export async function h2Pair(clientOptions: SideOptions = {}, serverOptions: SideOptions = {}): Promise<Pair> {
+  const { a, b } = await socketPair();
+  const server = createH2Connection({ role: 'server', socket: b, ...serverOptions });
+  const client = createH2Connection({ role: 'client', socket: a, ...clientOptions });
+  for (const c of [client, server]) {
+    c.on('error', () => undefined);
+    cleanups.push(() => c.destroy());
+  }
+  return { client, server, clientSocket: a, serverSocket: b };
+}
+
+/** A self-signed P-256 certificate for "localhost". */
+export async function selfSigned(): Promise<{ key: string; cert: string }> {
+  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
+  const keys = await globalThis.crypto.subtle.generateKey(alg, true, ['sign', 'verify']);
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: '01',
+    name: 'CN=localhost',
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter: new Date(Date.now() + 3600_000),
+    keys,
+    signingAlgorithm: alg,
+    extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: 'localhost' }])],
+  });
+  const pkcs8 = Buffer.from(await globalThis.crypto.subtle.exportKey('pkcs8', keys.privateKey));
+  const key = `-----BEGIN PRIVATE KEY-----\n${pkcs8.toString('base64').replace(/.{64}/g, '$&\n')}\n-----END PRIVATE KEY-----\n`;
+  return { key, cert: cert.toString('pem') };
+}
+
+/** A TLS 1.3 server on 127.0.0.1:0 with ALPN h2; `onSocket` gets each secured socket. */
+export async function tlsServer(
+  creds: { key: string; cert: string },
+  onSocket: (socket: tls.TLSSocket) => void,
+): Promise<number> {
+  const server = tls.createServer({ ...creds, ALPNProtocols: ['h2'], minVersion: 'TLSv1.3' }, onSocket);
+  const sockets = new Set<tls.TLSSocket>();
+  server.on('secureConnection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  cleanups.push(() => {
+    for (const s of sockets) s.destroy();
+    server.close();
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return (server.address() as net.AddressInfo).port;
+}
+
+export async function tlsConnect(port: number, ca: string): Promise<tls.TLSSocket> {
+  const socket = tls.connect({ port, host: '127.0.0.1', servername: 'localhost', ca, ALPNProtocols: ['h2'] });
+  cleanups.push(() => socket.destroy());
+  await once(socket, 'secureConnect');
+  return socket;
+}
+
+/**
+ * Reads a stream to its end, hashing as it goes (never holds the whole body). Uses events, not for-await:
+ * async iteration destroys a Duplex whose writable side is still open when the readable side ends.
+ */
+export function digestOf(stream: Readable): Promise<{ bytes: number; sha256: string }> {
+  return new Promise((resolve, reject) => {
+    const hash = createHash('sha256');
+    let bytes = 0;
+    stream.on('data', (chunk: Buffer) => {
+      hash.update(chunk);
+      bytes += chunk.length;
+    });
+    stream.once('end', () => resolve({ bytes, sha256: hash.digest('hex') }));
+    stream.once('error', reject);
+  });
+}
+
+/** 2 MiB of random bytes; chunks are views at varying offsets, so every chunk differs at no cost. */
+const PATTERN = randomBytes(2 << 20);
+
+/**
+ * Writes `total` bytes in `chunkSize` chunks (at most 1 MiB), honouring backpressure, then ends the stream;
+ * resolves with the sha256 of what was written.
+ */
+export async function writePattern(stream: Duplex, total: number, chunkSize = 64 * 1024): Promise<string> {
+  const hash: Hash = createHash('sha256');
+  let left = total;
+  let i = 0;
+  while (left > 0) {
+    const n = Math.min(chunkSize, left, 1 << 20);
+    const offset = (i++ * 7919) % (PATTERN.length - n);
+    const chunk = PATTERN.subarray(offset, offset + n);
+    hash.update(chunk);
+    left -= n;
+    if (!stream.write(chunk)) await once(stream, 'drain');
+  }
+  stream.end();
+  return hash.digest('hex');
+}
+
+export const connectHeaders = (authority = '127.0.0.1:9'): Array<[string, string]> => [
+  [':method', 'CONNECT'],
+  [':authority', authority],
+];
