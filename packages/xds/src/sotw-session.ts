@@ -30,7 +30,8 @@ export class SotwSession extends Session {
       // A request that answers an older response than the last one sent is stale (xDS spec).
       if (req.responseNonce !== '' && req.responseNonce !== st.lastNonce) return;
       this.recordAck(st, req.responseNonce, req.errorDetail);
-      const wildcard = req.resourceNames.includes('*');
+      // Legacy wildcard: a client that subscribed with an empty list keeps sending an empty list.
+      const wildcard = req.resourceNames.includes('*') || (st.wildcard && req.resourceNames.length === 0);
       const names = new Set(req.resourceNames.filter((n) => n !== '*'));
       if (wildcard !== st.wildcard || names.size !== st.names.size || [...names].some((n) => !st?.names.has(n))) {
         st.wildcard = wildcard;

@@ -97,7 +97,10 @@ export class XdsClient extends EventEmitter<ClientEvents> {
   readonly node: XdsNode;
   readonly registry: TypeRegistry;
   readonly protocol: 'delta' | 'sotw';
-  readonly #grpc: grpc.Client;
+  readonly #target: string;
+  readonly #credentials: grpc.ChannelCredentials;
+  readonly #channelOptions: grpc.ChannelOptions;
+  #grpc: grpc.Client | undefined;
   readonly #token: (() => string | Promise<string>) | undefined;
   readonly #timers: Timers;
   readonly #backoff: Backoff;
@@ -126,10 +129,14 @@ export class XdsClient extends EventEmitter<ClientEvents> {
     this.#backoff = new Backoff(options.backoff);
     this.#logger = options.logger ?? silentLogger;
     this.#maxQueued = options.maxQueuedUpdates ?? 10_000;
-    this.#grpc = new grpc.Client(options.target, options.credentials ?? grpc.credentials.createInsecure(), {
+    this.#target = options.target;
+    this.#credentials = options.credentials ?? grpc.credentials.createInsecure();
+    this.#channelOptions = {
       'grpc.max_receive_message_length': 256 * 1024 * 1024,
+      // Each attempt gets a fresh connection, so our backoff (not grpc-js's channel backoff) paces reconnects.
+      'grpc.use_local_subchannel_pool': 1,
       ...options.channelOptions,
-    });
+    };
   }
 
   get state(): XdsClientState {
@@ -327,6 +334,8 @@ export class XdsClient extends EventEmitter<ClientEvents> {
       if (generation !== this.#generation || this.#state === 'closed') return;
       metadata.set('authorization', `Bearer ${token}`);
     }
+    this.#grpc?.close();
+    this.#grpc = new grpc.Client(this.#target, this.#credentials, this.#channelOptions);
     const call = this.#grpc.makeBidiStreamRequest(
       this.protocol === 'delta' ? DELTA_METHOD : SOTW_METHOD,
       identity,
@@ -365,6 +374,8 @@ export class XdsClient extends EventEmitter<ClientEvents> {
     const call = this.#call;
     this.#call = undefined;
     call?.cancel();
+    this.#grpc?.close();
+    this.#grpc = undefined;
     this.#logger.warn('xds client: stream lost, reconnecting', { node: this.node.id, error: err.message });
     this.emit('disconnected', err);
     const delay = this.#backoff.next();
@@ -564,7 +575,8 @@ export class XdsClient extends EventEmitter<ClientEvents> {
     this.#call = undefined;
     call?.end();
     call?.cancel();
-    this.#grpc.close();
+    this.#grpc?.close();
+    this.#grpc = undefined;
   }
 
   /** Like close() but without a half-close first. Idempotent. */
@@ -573,7 +585,8 @@ export class XdsClient extends EventEmitter<ClientEvents> {
     this.#shutdown();
     this.#call?.cancel();
     this.#call = undefined;
-    this.#grpc.close();
+    this.#grpc?.close();
+    this.#grpc = undefined;
   }
 
   #shutdown(): void {
