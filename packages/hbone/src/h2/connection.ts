@@ -902,10 +902,8 @@ export class H2ConnectionImpl extends EventEmitter implements H2Connection, Fram
       }
       const wasBlocked = this.sendWindow <= 0;
       this.sendWindow += increment;
-      if (wasBlocked || this.parked.length > 0) {
-        this.resumeParked();
-        return;
-      }
+      if (wasBlocked || this.parked.length > 0) this.resumeParked();
+      return;
     }
     if (this.isIdle(streamId)) {
       this.connectionError(H2_ERROR.PROTOCOL_ERROR, `WINDOW_UPDATE on idle stream ${streamId}`);
