@@ -190,6 +190,8 @@ function validateSource(
     const raw = src[f];
     const values = c.strings(raw, `${path}.${f}`);
     lists[f] = values;
+    // A present but malformed field is reported on its own; do not also call the source empty.
+    if (raw !== undefined && raw !== null && !Array.isArray(raw)) any = true;
     if (Array.isArray(raw) && raw.length > 0) {
       any = true;
       if (HTTP_SOURCE_FIELDS.has(f)) http = true;
@@ -222,6 +224,7 @@ function validateOperation(c: Collector, op: Record<string, unknown>, path: stri
   for (const f of OPERATION_FIELDS) {
     const raw = op[f];
     const values = c.strings(raw, `${path}.${f}`);
+    if (raw !== undefined && raw !== null && !Array.isArray(raw)) any = true;
     if (Array.isArray(raw) && raw.length > 0) {
       any = true;
       if (HTTP_OPERATION_FIELDS.has(f)) http = true;
