@@ -82,6 +82,7 @@ export class ConnectionPool {
     let streams = 0;
     for (const e of this.#entries.values()) {
       for (const c of e.connections) {
+        if (c.closed) continue;
         connections++;
         streams += c.activeStreams;
       }

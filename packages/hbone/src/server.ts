@@ -110,7 +110,8 @@ export class HboneServer extends EventEmitter<HboneServerEvents> {
   readonly #maxStreams: number;
   readonly #net: NetServer;
   readonly #tlsServers = new WeakMap<TlsCredentials, TlsServer>();
-  readonly #rawSockets = new Set<Socket>();
+  /** Sockets still in their TLS handshake, by 4-tuple (the TLSSocket built on one reports the same tuple). */
+  readonly #handshaking = new Map<string, Socket>();
   readonly #connections = new Set<H2Connection>();
   #credentials: TlsCredentials | ServerCredentialsProvider;
   #state: State = 'new';
@@ -194,7 +195,7 @@ export class HboneServer extends EventEmitter<HboneServerEvents> {
         else this.#net.close(() => resolve());
       });
       // Handshakes in progress are not tunnels yet: drop them.
-      for (const raw of this.#rawSockets) raw.destroy();
+      for (const raw of this.#handshaking.values()) raw.destroy();
       const deadline = this.#timers.setTimeout(() => this.destroy(), this.#drainTimeoutMs + 1000);
       await Promise.allSettled([...this.#connections].map((c) => c.close()));
       this.#timers.clearTimeout(deadline);
@@ -208,7 +209,7 @@ export class HboneServer extends EventEmitter<HboneServerEvents> {
   destroy(err?: Error): void {
     this.#state = 'closed';
     if (this.#net.listening) this.#net.close();
-    for (const raw of this.#rawSockets) raw.destroy();
+    for (const raw of this.#handshaking.values()) raw.destroy();
     for (const c of this.#connections) c.destroy(err);
   }
 
@@ -221,8 +222,11 @@ export class HboneServer extends EventEmitter<HboneServerEvents> {
       raw.destroy();
       return;
     }
-    this.#rawSockets.add(raw);
-    raw.once('close', () => this.#rawSockets.delete(raw));
+    const tuple = fourTuple(raw);
+    this.#handshaking.set(tuple, raw);
+    raw.once('close', () => {
+      if (this.#handshaking.get(tuple) === raw) this.#handshaking.delete(tuple);
+    });
     raw.on('error', () => {});
     raw.setNoDelay(true);
     raw.setKeepAlive(true, TCP_KEEPALIVE_DELAY_MS);
@@ -293,6 +297,7 @@ export class HboneServer extends EventEmitter<HboneServerEvents> {
   }
 
   #onSecure(socket: TLSSocket, own: SpiffeId): void {
+    this.#handshaking.delete(fourTuple(socket));
     socket.on('error', () => {});
     const remote = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
     const refuse = (err: HboneError): void => {
@@ -516,6 +521,10 @@ function answer(stream: H2Stream, status: number): void {
   stream.reset(H2_ERROR.NO_ERROR);
 }
 
+function fourTuple(s: Socket): string {
+  return `${s.remoteAddress}:${s.remotePort}>${s.localAddress}:${s.localPort}`;
+}
+
 function tryParse<T>(text: string | undefined, parse: (v: string) => T): T | undefined {
   if (text === undefined) return undefined;
   try {
@@ -534,7 +543,9 @@ function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
 }
 
 function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  // Not `instanceof Error`: errors may come from another realm (vm contexts, worker transfers).
+  const m = (err as { message?: unknown } | undefined)?.message;
+  return typeof m === 'string' ? m : String(err);
 }
 
 function asHboneError(err: unknown): HboneError {
