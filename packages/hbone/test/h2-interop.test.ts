@@ -8,14 +8,7 @@ import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import * as net from 'node:net';
 import { createH2Connection, type H2HeaderList, type H2Stream } from '../src/h2/index.js';
-import {
-  cleanupAll,
-  connectHeaders,
-  digestOf,
-  selfSigned,
-  tlsConnect,
-  writePattern,
-} from './h2-support.js';
+import { cleanupAll, connectHeaders, digestOf, selfSigned, tlsConnect, writePattern } from './h2-support.js';
 
 const cleanups: Array<() => void> = [];
 afterEach(() => {

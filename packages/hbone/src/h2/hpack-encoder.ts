@@ -5,7 +5,7 @@ import { huffmanEncode, huffmanEncodedLength } from './huffman.js';
 import type { H2HeaderList } from './types.js';
 
 /** Fields whose values are secrets: never indexed, so intermediaries may not compress them (§7.1.3). */
-const NEVER_INDEXED = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie']);
+const NEVER_INDEXED = new Set(['authorization', 'proxy-authorization']);
 
 export class HpackEncoder {
   readonly table: HpackDynamicTable;
@@ -88,7 +88,7 @@ function integer(out: Buffer, pos: number, firstBits: number, prefixBits: number
 
 function string(out: Buffer, pos: number, s: string): number {
   const huffLength = huffmanEncodedLength(s);
-  if (huffLength < s.length) {
+  if (huffLength <= s.length) {
     pos = integer(out, pos, 0x80, 7, huffLength);
     return huffmanEncode(s, out, pos);
   }

@@ -85,30 +85,34 @@ export function huffmanDecode(buf: Buffer, start: number, end: number): string {
   if (scratch.length < maxOut) scratch = Buffer.allocUnsafe(Math.max(maxOut, scratch.length * 2));
   const out = scratch;
   let n = 0;
-  let acc = 0; // right-aligned unread bits, at most 32 of them
+  // Unread bits, right-aligned in a double (exact up to 2^53): refilled to at least 45 bits while input
+  // remains, so a 30-bit code always fits; fewer than 30 bits left means the input is exhausted.
+  let acc = 0;
   let bits = 0;
   let pos = start;
   for (;;) {
-    while (bits <= 24 && pos < end) {
-      acc = ((acc << 8) | buf[pos++]!) >>> 0;
+    while (bits <= 44 && pos < end) {
+      acc = acc * 256 + buf[pos++]!;
       bits += 8;
     }
     if (bits === 0) break;
     if (bits >= 8) {
-      const hit = BYTE_LOOKUP[(acc >>> (bits - 8)) & 0xff]!;
+      const hit = BYTE_LOOKUP[Math.floor(acc / 2 ** (bits - 8)) & 0xff]!;
       if (hit !== 0) {
         out[n++] = hit & 0xffff;
-        bits -= hit >>> 16; // at most 27 bits remain, so the mask below is exact
-        acc = (acc & ((1 << bits) - 1)) >>> 0;
+        bits -= hit >>> 16;
+        acc %= 2 ** bits;
         continue;
       }
     }
     let sym = -1;
     let len = 5;
     for (; len <= MAX_CODE_LENGTH; len++) {
-      // At the end of input, pad the peeked value with 1s: only a valid EOS-prefix padding decodes past it.
+      // Past the end of input, pad the peeked value with 1s: only a valid EOS-prefix padding decodes past it.
       const value =
-        len <= bits ? (acc >>> (bits - len)) & (2 ** len - 1) : acc * 2 ** (len - bits) + (2 ** (len - bits) - 1);
+        len <= bits
+          ? Math.floor(acc / 2 ** (bits - len)) % 2 ** len
+          : acc * 2 ** (len - bits) + (2 ** (len - bits) - 1);
       const idx = value - firstCode[len]!;
       if (countOf[len]! > 0 && idx >= 0 && idx < countOf[len]!) {
         sym = SORTED[offsetOf[len]! + idx]!;
@@ -117,13 +121,13 @@ export function huffmanDecode(buf: Buffer, start: number, end: number): string {
     }
     if (len > bits) {
       // Ran into the end: the rest must be fewer than 8 one-bits (a prefix of EOS).
-      if (bits >= 8 || acc !== (1 << bits) - 1) throw new HuffmanError('invalid Huffman padding');
+      if (bits >= 8 || acc !== 2 ** bits - 1) throw new HuffmanError('invalid Huffman padding');
       break;
     }
     if (sym === EOS || sym < 0) throw new HuffmanError('EOS symbol inside a Huffman-encoded string');
     out[n++] = sym;
     bits -= len;
-    acc = (acc & ((1 << bits) - 1)) >>> 0;
+    acc %= 2 ** bits;
   }
   return out.toString('latin1', 0, n);
 }
