@@ -19,7 +19,18 @@ import {
   SERVER_ID,
   via,
 } from './support/harness.js';
-import { ACK, END_HEADERS, frame, HEADERS, literal, onFrames, PING, PREFACE, SETTINGS } from './support/raw-h2.js';
+import {
+  ACK,
+  END_HEADERS,
+  frame,
+  GOAWAY,
+  HEADERS,
+  literal,
+  onFrames,
+  PING,
+  PREFACE,
+  SETTINGS,
+} from './support/raw-h2.js';
 
 afterEach(cleanup);
 
@@ -242,6 +253,41 @@ describe('lifecycle', () => {
     const err = await rejection(client.connect({ address: '127.0.0.1', port: 1 }, via(1)));
     expect(err.code).toBe('ERR_HBONE_CLOSED');
     await expect(server.listen(0)).rejects.toMatchObject({ code: 'ERR_HBONE_CLOSED' });
+  });
+});
+
+describe('GOAWAY', () => {
+  it('a stream refused by GOAWAY is retried on a new connection', async () => {
+    const { server: creds } = await pki();
+    let connections = 0;
+    const peer = tls.createServer(
+      { key: creds.key, cert: creds.certChain, ca: creds.trustBundle, ALPNProtocols: ['h2'] },
+      (s) => {
+        const n = ++connections;
+        s.on('error', () => {});
+        s.write(frame(SETTINGS, 0, 0));
+        onFrames(s, true, (type, flags, id) => {
+          if (type === SETTINGS && !(flags & ACK)) s.write(frame(SETTINGS, ACK, 0));
+          if (type !== HEADERS) return;
+          if (n === 1) {
+            // The first connection goes away without processing the stream (last stream id 0).
+            const payload = Buffer.alloc(8);
+            s.write(frame(GOAWAY, 0, 0, payload));
+          } else {
+            s.write(frame(HEADERS, END_HEADERS, id, Buffer.from([0x88])));
+          }
+        });
+      },
+    );
+    onCleanup(() => {
+      peer.close();
+    });
+    peer.listen(0, '127.0.0.1');
+    await once(peer, 'listening');
+    const client = await hboneClient();
+    const t = await client.connect({ address: '127.0.0.1', port: 80 }, via((peer.address() as AddressInfo).port));
+    expect(connections).toBe(2);
+    t.destroy();
   });
 });
 

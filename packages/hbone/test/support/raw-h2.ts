@@ -18,6 +18,7 @@ export function frame(type: number, flags: number, streamId: number, payload: Bu
 export const SETTINGS = 0x4;
 export const HEADERS = 0x1;
 export const PING = 0x6;
+export const GOAWAY = 0x7;
 export const END_HEADERS = 0x4;
 export const ACK = 0x1;
 
