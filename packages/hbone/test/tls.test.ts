@@ -107,7 +107,7 @@ describe('client verifies the server', () => {
 
   it('sends no SNI', async () => {
     const { server } = await pki();
-    let servername: string | false | undefined;
+    let servername: string | false | null | undefined;
     const port = await tlsPeer(serverOptions(server), (s) => {
       servername = s.servername;
       s.destroy();
