@@ -322,14 +322,20 @@ class ServingCredentials implements experimental.CertificateProvider {
 
   addCaCertificateListener(l: experimental.CaCertificateUpdateListener): void {
     this.#caListeners.add(l);
-    if (this.current) l({ caCertificate: Buffer.from(this.current.bundle) });
+    // grpc-js registers its watcher only after adding listeners: deliver the current state a tick later.
+    queueMicrotask(() => {
+      if (this.current && this.#caListeners.has(l)) l({ caCertificate: Buffer.from(this.current.bundle) });
+    });
   }
   removeCaCertificateListener(l: experimental.CaCertificateUpdateListener): void {
     this.#caListeners.delete(l);
   }
   addIdentityCertificateListener(l: experimental.IdentityCertificateUpdateListener): void {
     this.#idListeners.add(l);
-    if (this.current) l({ certificate: Buffer.from(this.current.chain.join('')), privateKey: Buffer.from(this.current.key) });
+    queueMicrotask(() => {
+      const c = this.current;
+      if (c && this.#idListeners.has(l)) l({ certificate: Buffer.from(c.chain.join('')), privateKey: Buffer.from(c.key) });
+    });
   }
   removeIdentityCertificateListener(l: experimental.IdentityCertificateUpdateListener): void {
     this.#idListeners.delete(l);
