@@ -113,6 +113,7 @@ export function digestOf(stream: Readable): Promise<{ bytes: number; sha256: str
     });
     stream.once('end', () => resolve({ bytes, sha256: hash.digest('hex') }));
     stream.once('error', reject);
+    stream.resume(); // a 'data' listener alone does not restart a stream that was explicitly paused
   });
 }
 
@@ -143,3 +144,112 @@ export const connectHeaders = (authority = '127.0.0.1:9'): Array<[string, string
   [':method', 'CONNECT'],
   [':authority', authority],
 ];
+
+export interface RawFrame {
+  type: number;
+  flags: number;
+  streamId: number;
+  payload: Buffer;
+}
+
+/**
+ * A hand-driven HTTP/2 peer on a raw socket: writes exactly the bytes a test wants (valid or not) and
+ * parses what comes back into frames, so tests can check codes on the wire.
+ */
+export class RawPeer {
+  readonly frames: RawFrame[] = [];
+  closed = false;
+  private buf = Buffer.alloc(0);
+  private waiters: Array<() => void> = [];
+
+  constructor(readonly socket: net.Socket) {
+    socket.on('data', (chunk: Buffer) => {
+      this.buf = Buffer.concat([this.buf, chunk]);
+      while (this.buf.length >= 9) {
+        const len = this.buf.readUIntBE(0, 3);
+        if (this.buf.length < 9 + len) break;
+        this.frames.push({
+          type: this.buf[3]!,
+          flags: this.buf[4]!,
+          streamId: this.buf.readUInt32BE(5) & 0x7fffffff,
+          payload: this.buf.subarray(9, 9 + len),
+        });
+        this.buf = this.buf.subarray(9 + len);
+      }
+      this.wake();
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      this.closed = true;
+      this.wake();
+    });
+  }
+
+  static frame(type: number, flags: number, streamId: number, payload: Buffer | number[] = []): Buffer {
+    const p = Buffer.isBuffer(payload) ? payload : Buffer.from(payload);
+    const head = Buffer.alloc(9);
+    head.writeUIntBE(p.length, 0, 3);
+    head[3] = type;
+    head[4] = flags;
+    head.writeUInt32BE(streamId, 5);
+    return Buffer.concat([head, p]);
+  }
+
+  static settings(entries: Array<[number, number]> = []): Buffer {
+    const p = Buffer.alloc(entries.length * 6);
+    entries.forEach(([id, value], i) => {
+      p.writeUInt16BE(id, i * 6);
+      p.writeUInt32BE(value, i * 6 + 2);
+    });
+    return RawPeer.frame(4, 0, 0, p);
+  }
+
+  static u32(value: number): Buffer {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(value >>> 0);
+    return b;
+  }
+
+  send(...chunks: Buffer[]): void {
+    this.socket.write(Buffer.concat(chunks));
+  }
+
+  /** Waits for the first frame (from `from` on) that matches; resolves undefined if the socket closes first. */
+  async waitFor(match: (f: RawFrame) => boolean, from = 0): Promise<RawFrame | undefined> {
+    for (;;) {
+      const found = this.frames.slice(from).find(match);
+      if (found) return found;
+      if (this.closed) return undefined;
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+    }
+  }
+
+  async waitClosed(): Promise<void> {
+    while (!this.closed) await new Promise<void>((resolve) => this.waiters.push(resolve));
+  }
+
+  private wake(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+}
+
+/** Fake timers for the connection's `timers` option: tests fire them by hand. */
+export class ManualTimers {
+  private next = 1;
+  readonly pending = new Map<number, { fn: () => void; ms: number }>();
+  setTimeout = (fn: () => void, ms: number): unknown => {
+    const id = this.next++;
+    this.pending.set(id, { fn, ms });
+    return id;
+  };
+  clearTimeout = (handle: unknown): void => {
+    this.pending.delete(handle as number);
+  };
+  /** Fires every timer armed now (not those they arm in turn); returns how many fired. */
+  fireAll(): number {
+    const due = [...this.pending.entries()];
+    for (const [id] of due) this.pending.delete(id);
+    for (const [, t] of due) t.fn();
+    return due.length;
+  }
+}
