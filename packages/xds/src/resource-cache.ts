@@ -198,7 +198,10 @@ export class ResourceCache extends EventEmitter<{ change: [CacheChange] }> {
       s.log.push({ seq, name: op.name });
       s.lastSeq = seq;
       let names = changed.get(op.typeUrl);
-      if (names === undefined) changed.set(op.typeUrl, (names = []));
+      if (names === undefined) {
+        names = [];
+        changed.set(op.typeUrl, names);
+      }
       names.push(op.name);
     }
     for (const typeUrl of changed.keys()) this.#compact(this.#state(typeUrl));

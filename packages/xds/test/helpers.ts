@@ -48,10 +48,14 @@ export interface Harness {
 }
 
 /** Starts a server on 127.0.0.1:0; close it with `harness.server.destroy()` in afterEach. */
-export async function startServer(options: Partial<XdsServerOptions> = {}, cache?: ResourceCache): Promise<Harness> {
+export async function startServer(
+  options: Partial<XdsServerOptions> = {},
+  cache?: ResourceCache,
+  credentials?: grpc.ServerCredentials,
+): Promise<Harness> {
   const c = cache ?? new ResourceCache({ registry: createIstioRegistry() });
   const server = new XdsServer({ cache: c, ...options });
-  const port = await server.listen('127.0.0.1:0');
+  const port = await server.listen('127.0.0.1:0', credentials);
   return { cache: c, server, port, target: `127.0.0.1:${port}` };
 }
 
