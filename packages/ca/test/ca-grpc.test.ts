@@ -56,7 +56,7 @@ afterAll(async () => {
 });
 
 function client(extra: Partial<ConstructorParameters<typeof CaClient>[0]> = {}): CaClient {
-  const c = new CaClient({ address, trustBundle: () => ca.trustBundle, token: SLEEP_TOKEN, clusterId: 'Kubernetes', ...extra });
+  const c = new CaClient({ address, serverName: 'localhost', trustBundle: () => ca.trustBundle, token: SLEEP_TOKEN, clusterId: 'Kubernetes', ...extra });
   cleanup(() => c.close());
   return c;
 }
@@ -143,7 +143,7 @@ describe('CA gRPC API end to end', () => {
     const entry = Buffer.concat([str(1, 'ImpersonatedIdentity'), str(2, str(3, HTTPBIN))]);
     const struct = str(1, entry);
     const request = Buffer.concat([str(1, csr), Buffer.from([3 << 3]), varint(7200), str(4, struct)]);
-    const raw = new Client(address, credentials.createSsl(Buffer.from(ca.trustBundle)));
+    const raw = new Client(address, credentials.createSsl(Buffer.from(ca.trustBundle)), { 'grpc.ssl_target_name_override': 'localhost' });
     cleanup(() => raw.close());
     const md = new Metadata();
     md.set('authorization', `Bearer ${ZTUNNEL_TOKEN}`);
@@ -214,7 +214,7 @@ describe('CA gRPC API end to end', () => {
         },
       },
     );
-    const serving = await ca.issue({ ipAddresses: ['127.0.0.1'] });
+    const serving = await ca.issue({ dnsNames: ['localhost'] });
     const port = await new Promise<number>((resolve, reject) =>
       fake.bindAsync(
         '127.0.0.1:0',
