@@ -3,7 +3,15 @@
 import { once } from 'node:events';
 import type { HboneError } from '../src/errors.js';
 import { H2_ERROR, type H2HeaderList, type H2Stream } from '../src/h2/index.js';
-import { cleanupAll, connectHeaders, digestOf, h2Pair, ManualTimers, writePattern } from './h2-support.js';
+import {
+  cleanupAll,
+  connectHeaders,
+  connectionEvent,
+  digestOf,
+  h2Pair,
+  ManualTimers,
+  writePattern,
+} from './h2-support.js';
 
 afterEach(cleanupAll);
 
@@ -206,7 +214,7 @@ describe('GOAWAY and close', () => {
     await client.ready();
     const first = client.request(connectHeaders());
     const second = client.request(connectHeaders());
-    const goaway = once(client, 'goaway');
+    const goaway = connectionEvent(client, 'goaway');
     expect(await errorOf(second)).toMatchObject({ code: 'ERR_H2_REFUSED' });
     const [code, lastStreamId] = (await goaway) as [number, number];
     expect([code, lastStreamId]).toEqual([H2_ERROR.NO_ERROR, 1]);
@@ -216,7 +224,7 @@ describe('GOAWAY and close', () => {
     const [sent, got] = await Promise.all([writePattern(first, 200_000), digestOf(first)]);
     expect(got.sha256).toBe(sent);
     await closing;
-    await once(client, 'close').catch(() => undefined);
+    await connectionEvent(client, 'close').catch(() => undefined);
     expect(client.closed).toBe(true);
   });
 
@@ -247,7 +255,7 @@ describe('GOAWAY and close', () => {
     const err = errorOf(stream);
     let closes = 0;
     client.on('close', () => closes++);
-    const closed = once(client, 'close');
+    const closed = connectionEvent(client, 'close');
     client.destroy();
     client.destroy();
     expect(await err).toMatchObject({ code: 'ERR_H2_CONNECTION_CLOSED' });
@@ -304,7 +312,7 @@ describe('PING', () => {
     const streamErr = errorOf(stream);
     serverSocket.pause();
     timers.fireAll();
-    const error = once(client, 'error');
+    const error = connectionEvent(client, 'error');
     timers.fireAll();
     const [err] = (await error) as [HboneError];
     expect(err).toMatchObject({ code: 'ERR_H2_PING_TIMEOUT' });

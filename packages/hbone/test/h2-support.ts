@@ -253,3 +253,8 @@ export class ManualTimers {
     return due.length;
   }
 }
+
+/** events.once for an H2Connection (the contract types its events, not the whole EventEmitter surface). */
+export function connectionEvent(conn: H2Connection, event: string): Promise<unknown[]> {
+  return once(conn as unknown as import('node:events').EventEmitter, event);
+}
