@@ -70,6 +70,13 @@ interface WaypointRequest {
   readonly from: 'object' | 'namespace';
 }
 
+interface Placement {
+  readonly node: string;
+  readonly identity: string;
+  readonly namespace: string;
+  readonly policies: readonly string[];
+}
+
 interface Entry<T> {
   resource: T;
   json: string;
@@ -111,7 +118,11 @@ export class Translator {
   readonly #workloadServices = new Map<string, Set<string>>();
   /** node -> SPIFFE identity -> number of workloads with it on that node (CA node authorization). */
   readonly #identitiesByNode = new Map<string, Map<string, number>>();
-  readonly #workloadPlacement = new Map<string, { node: string; identity: string }>();
+  readonly #workloadPlacement = new Map<string, Placement>();
+  /** node -> namespace / policy name -> number of workloads there (what a node's ztunnel must enforce). */
+  readonly #namespacesByNode = new Map<string, Map<string, number>>();
+  readonly #policiesByNode = new Map<string, Map<string, number>>();
+  #nodeViewsChanged = false;
   /** Problems found while translating, per object key. */
   readonly #problems = new Map<string, ConfigProblem[]>();
 
@@ -156,6 +167,23 @@ export class Translator {
   /** Does a workload with this SPIFFE identity run on `node`? (The CA's node authorization asks this.) */
   isWorkloadOnNode(node: string, identity: string): boolean {
     return (this.#identitiesByNode.get(node)?.get(identity) ?? 0) > 0;
+  }
+
+  /**
+   * Whether the ztunnel of `node` needs this Authorization: mesh-wide ones always, namespace ones when the
+   * node runs a workload of that namespace, selector ones when a workload on the node lists it.
+   */
+  isPolicyNeededOnNode(node: string, policy: { name: string; namespace: string; scope: string }): boolean {
+    if (policy.scope === 'GLOBAL') return true;
+    if (policy.scope === 'NAMESPACE') return (this.#namespacesByNode.get(node)?.get(policy.namespace) ?? 0) > 0;
+    return (this.#policiesByNode.get(node)?.get(`${policy.namespace}/${policy.name}`) ?? 0) > 0;
+  }
+
+  /** True (once) when some node's set of needed policies changed since the last call. */
+  takeNodeViewChange(): boolean {
+    const changed = this.#nodeViewsChanged;
+    this.#nodeViewsChanged = false;
+    return changed;
   }
 
   /** The identities of the workloads on `node`. */
@@ -499,7 +527,7 @@ export class Translator {
 
     const [tunnelProtocol, nativeTunnel] = this.#tunnel(w, labels);
     const identity = `spiffe://${this.trustDomain}/ns/${m.namespace}/sa/${serviceAccount}`;
-    if (node) this.#setPlacement(key, { node, identity });
+    if (node) this.#setPlacement(key, { node, identity, namespace: m.namespace, policies });
 
     const workload: WorkloadResource = {
       uid,
@@ -655,26 +683,37 @@ export class Translator {
     else this.#workloadServices.delete(key);
   }
 
-  #setPlacement(key: string, placement: { node: string; identity: string } | undefined): void {
+  #setPlacement(key: string, placement: Placement | undefined): void {
     const old = this.#workloadPlacement.get(key);
     if (old) {
-      const ids = this.#identitiesByNode.get(old.node);
-      const n = (ids?.get(old.identity) ?? 1) - 1;
-      if (n > 0) ids?.set(old.identity, n);
-      else {
-        ids?.delete(old.identity);
-        if (ids?.size === 0) this.#identitiesByNode.delete(old.node);
-      }
+      this.#count(this.#identitiesByNode, old.node, old.identity, -1);
+      if (this.#count(this.#namespacesByNode, old.node, old.namespace, -1)) this.#nodeViewsChanged = true;
+      for (const p of old.policies)
+        if (this.#count(this.#policiesByNode, old.node, p, -1)) this.#nodeViewsChanged = true;
       this.#workloadPlacement.delete(key);
     }
     if (!placement) return;
     this.#workloadPlacement.set(key, placement);
-    let ids = this.#identitiesByNode.get(placement.node);
-    if (!ids) {
-      ids = new Map();
-      this.#identitiesByNode.set(placement.node, ids);
+    this.#count(this.#identitiesByNode, placement.node, placement.identity, 1);
+    if (this.#count(this.#namespacesByNode, placement.node, placement.namespace, 1)) this.#nodeViewsChanged = true;
+    for (const p of placement.policies)
+      if (this.#count(this.#policiesByNode, placement.node, p, 1)) this.#nodeViewsChanged = true;
+  }
+
+  /** Adjusts a per-node counter; true when the name appeared or disappeared for that node. */
+  #count(index: Map<string, Map<string, number>>, node: string, name: string, delta: 1 | -1): boolean {
+    let m = index.get(node);
+    if (!m) {
+      m = new Map();
+      index.set(node, m);
     }
-    ids.set(placement.identity, (ids.get(placement.identity) ?? 0) + 1);
+    const n = (m.get(name) ?? 0) + delta;
+    if (n > 0) m.set(name, n);
+    else {
+      m.delete(name);
+      if (m.size === 0) index.delete(node);
+    }
+    return (delta === 1 && n === 1) || n === 0;
   }
 
   #refreshServiceProblems(dirtyServices: Set<string>, dirtyWorkloads: Set<string>): void {
