@@ -175,7 +175,7 @@ async function main(): Promise<void> {
   rows.push([
     'server memory per connected, synced client',
     `${((after.heap - before.heap) / CLIENTS / 1024).toFixed(1)} KiB heap`,
-    `+${((after.external - before.external) / CLIENTS / 1024).toFixed(1)} KiB buffers, rss +${((after.rss - before.rss) / CLIENTS / 1024).toFixed(0)} KiB`,
+    `external buffers ${((after.external - before.external) / CLIENTS / 1024).toFixed(1)} KiB, rss ${((after.rss - before.rss) / CLIENTS / 1024).toFixed(0)} KiB (rss includes allocator high-water from the sync)`,
   ]);
 
   const reach: number[] = [];
