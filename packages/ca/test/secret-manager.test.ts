@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { createServer, connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { createServer, type PeerCertificate, connect as tlsConnect, type TLSSocket } from 'node:tls';
 import {
   CaError,
   CertificateAuthority,
@@ -216,7 +216,7 @@ describe('SecretManager', () => {
       const s: TLSSocket = tlsConnect({ port, host: '127.0.0.1', secureContext: await client.secureContext(SLEEP), checkServerIdentity: () => undefined });
       await once(s, 'secureConnect');
       expect(s.getProtocol()).toBe('TLSv1.3');
-      const r = { peerSerial: s.getPeerCertificate().serialNumber.toLowerCase(), ownSerial: s.getCertificate()?.serialNumber?.toLowerCase() ?? '' };
+      const r = { peerSerial: s.getPeerCertificate().serialNumber.toLowerCase(), ownSerial: (s.getCertificate() as PeerCertificate | null)?.serialNumber?.toLowerCase() ?? '' };
       s.destroy();
       return r;
     };
