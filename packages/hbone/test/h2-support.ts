@@ -162,9 +162,18 @@ export class RawPeer {
   private buf = Buffer.alloc(0);
   private waiters: Array<() => void> = [];
 
-  constructor(readonly socket: net.Socket) {
+  /** `skipPreface`: the peer is a client of ours, whose bytes start with the 24-octet connection preface. */
+  constructor(
+    readonly socket: net.Socket,
+    private skipPreface = 0,
+  ) {
     socket.on('data', (chunk: Buffer) => {
       this.buf = Buffer.concat([this.buf, chunk]);
+      if (this.skipPreface > 0) {
+        const n = Math.min(this.skipPreface, this.buf.length);
+        this.buf = this.buf.subarray(n);
+        this.skipPreface -= n;
+      }
       while (this.buf.length >= 9) {
         const len = this.buf.readUIntBE(0, 3);
         if (this.buf.length < 9 + len) break;

@@ -67,7 +67,9 @@ interface PendingPing {
 }
 
 function protocolError(h2Code: number, message: string): HboneError {
-  return new HboneError('ERR_H2_PROTOCOL', `HTTP/2 protocol error from the peer: ${message}`, { h2Code });
+  return new HboneError('ERR_H2_PROTOCOL', `HTTP/2 protocol error by the peer (${message}); the connection is closed`, {
+    h2Code,
+  });
 }
 
 export class H2ConnectionImpl extends EventEmitter implements H2Connection, FrameSink {

@@ -60,7 +60,7 @@ export function encodeSettings(s: H2Settings, role: 'client' | 'server'): Buffer
 }
 
 function settingsError(h2Code: number, message: string): HboneError {
-  return new HboneError('ERR_H2_PROTOCOL', `HTTP/2 SETTINGS from the peer: ${message}`, { h2Code });
+  return new HboneError('ERR_H2_PROTOCOL', `SETTINGS: ${message}`, { h2Code });
 }
 
 /**
