@@ -7,7 +7,7 @@ import type { HboneError } from '../src/errors.js';
 import { CLIENT_PREFACE } from '../src/h2/constants.js';
 import { HpackEncoder } from '../src/h2/hpack-encoder.js';
 import { createH2Connection, H2_ERROR, type H2Connection, type H2HeaderList, type H2Stream } from '../src/h2/index.js';
-import { cleanupAll, connectHeaders, connectionEvent, digestOf, RawPeer, socketPair } from './h2-support.js';
+import { cleanupAll, connectHeaders, digestOf, RawPeer, socketPair } from './h2-support.js';
 
 afterEach(cleanupAll);
 
