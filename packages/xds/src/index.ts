@@ -62,6 +62,7 @@ export type {
   Address,
   AddressInput,
   ApplicationTunnel,
+  AppProtocol,
   Extension,
   GatewayAddress,
   HealthPolicy,

@@ -18,6 +18,8 @@ export interface NetworkAddress {
   network: string;
   /** 4 (IPv4) or 16 (IPv6) bytes, network order. */
   address: Uint8Array;
+  /** Prefix length when the address is a range (field 3, optional); absent for a single address. */
+  length?: number;
 }
 
 export interface NamespacedHostname {
@@ -32,9 +34,14 @@ export interface GatewayAddress {
   hboneMtlsPort: number;
 }
 
+/** The application protocol of a port, when known (Kubernetes appProtocol). */
+export type AppProtocol = 'UNKNOWN' | 'HTTP11' | 'HTTP2' | 'GRPC';
+
 export interface Port {
   servicePort: number;
   targetPort: number;
+  /** Field 3; decoders fill 'UNKNOWN' when absent. */
+  appProtocol?: AppProtocol;
 }
 
 export interface PortList {

@@ -45,6 +45,24 @@ describe('golden encodings (hand-checked protobuf bytes)', () => {
     );
   });
 
+  it('Port.app_protocol (field 3) and NetworkAddress.length (field 3)', () => {
+    const bytes = addressResourceType().encode({
+      service: {
+        name: 's',
+        addresses: [{ network: '', address: parseIp('10.0.0.0'), length: 8 }],
+        ports: [{ servicePort: 80, targetPort: 80, appProtocol: 'HTTP2' }],
+      },
+    });
+    // Service:
+    //   name=1 "s":                0a 01 73
+    //   addresses=4 NetworkAddress { address=2: 12 04 0a000000; length=3 varint: 18 08 }:
+    //                              22 08 | 12040a000000 1808
+    //   ports=5 Port { 08 50; 10 50; app_protocol=3 varint HTTP2=2: 18 02 }:
+    //                              2a 06 | 0850 1050 1802
+    // Service = 3+10+8 = 21 = 0x15 bytes; Address.service=2 LEN: 12 15 + service.
+    expect(Buffer.from(bytes).toString('hex')).toBe(hex('1215 0a0173 2208 12040a000000 1808 2a06 0850 1050 1802'));
+  });
+
   it('istio.security.Authorization', () => {
     const bytes = authorizationResourceType().encode({
       name: 'a',

@@ -122,6 +122,14 @@ message PortList {
 message Port {
   uint32 service_port = 1;
   uint32 target_port = 2;
+  AppProtocol app_protocol = 3;
+}
+
+enum AppProtocol {
+  UNKNOWN = 0;
+  HTTP11 = 1;
+  HTTP2 = 2;
+  GRPC = 3;
 }
 
 enum TunnelProtocol {
@@ -150,6 +158,8 @@ message GatewayAddress {
 message NetworkAddress {
   string network = 1;
   bytes address = 2;
+  // Prefix length when the address is a range; absent for a single address.
+  optional uint32 length = 3;
 }
 
 message NamespacedHostname {
