@@ -2,7 +2,7 @@ import type { ConnectionAttributes, RequestAttributes } from './attributes.js';
 import { type Decision, type DecisionReason, type DryRunMatch, type PolicyRef, refText } from './decision.js';
 import { AuthzError, formatProblem, type ValidationProblem } from './errors.js';
 import { EvalContext, InvalidRequest } from './eval-context.js';
-import { type CompiledRule, compileRule, firstMatchingRule } from './matchers.js';
+import { type CompiledRule, compileRule, firstMatch, indexRules, type RuleList } from './matchers.js';
 import { PATH_NORMALIZATIONS, type PathNormalization } from './path.js';
 import {
   type AuthorizationPolicy,
@@ -71,14 +71,15 @@ interface CompiledPolicy {
   readonly namespace: string;
   readonly dryRun: boolean;
   readonly action: PolicyAction;
-  readonly l7: readonly CompiledRule[];
+  readonly l7: RuleList;
   /** L4-degraded rules; undefined when the policy is not enforced at L4 (CUSTOM, AUDIT). */
-  readonly l4: readonly CompiledRule[] | undefined;
+  readonly l4: RuleList | undefined;
   readonly scope: Scope;
   readonly decisions: { L4: Decision[]; L7: Decision[] };
 }
 
 const EMPTY: readonly never[] = Object.freeze([]);
+const MAX_CACHED_SETS = 4096;
 
 function freezeDecision(d: Decision): Decision {
   return Object.freeze(d);
@@ -186,9 +187,9 @@ export class PolicySet {
     try {
       void ctx.path;
       for (const cp of this.#custom) {
-        const rule = firstMatchingRule(cp.l7, ctx);
+        const rule = firstMatch(cp.l7, ctx);
         if (rule < 0) continue;
-        const denied = await this.#askProvider(cp, cp.l7[rule]?.index ?? rule, req, true);
+        const denied = await this.#askProvider(cp, cp.l7.rules[rule]?.index ?? rule, req, true);
         if (denied) return this.#withDryRun(denied, ctx, 'L7');
       }
       return this.#decide(ctx, 'L7', 'done');
@@ -259,8 +260,8 @@ export class PolicySet {
     if (layer === 'L7' && customDone === undefined) {
       for (let i = 0; i < this.#custom.length && !d; i++) {
         const cp = this.#custom[i] as CompiledPolicy;
-        const r = firstMatchingRule(cp.l7, ctx);
-        if (r >= 0) d = this.#askProvider(cp, (cp.l7[r] as CompiledRule).index, ctx.attrs, false);
+        const r = firstMatch(cp.l7, ctx);
+        if (r >= 0) d = this.#askProvider(cp, (cp.l7.rules[r] as CompiledRule).index, ctx.attrs, false);
       }
     }
     if (!d) {
@@ -268,9 +269,9 @@ export class PolicySet {
         const cp = this.#deny[i] as CompiledPolicy;
         const rules = layer === 'L4' ? cp.l4 : cp.l7;
         if (!rules) continue;
-        const r = firstMatchingRule(rules, ctx);
+        const r = firstMatch(rules, ctx);
         if (r >= 0) {
-          d = ruleDecision(cp, (rules[r] as CompiledRule).index, layer);
+          d = ruleDecision(cp, (rules.rules[r] as CompiledRule).index, layer);
           break;
         }
       }
@@ -283,9 +284,9 @@ export class PolicySet {
           const cp = this.#allow[i] as CompiledPolicy;
           const rules = layer === 'L4' ? cp.l4 : cp.l7;
           if (!rules) continue;
-          const r = firstMatchingRule(rules, ctx);
+          const r = firstMatch(rules, ctx);
           if (r >= 0) {
-            d = ruleDecision(cp, (rules[r] as CompiledRule).index, layer);
+            d = ruleDecision(cp, (rules.rules[r] as CompiledRule).index, layer);
             break;
           }
         }
@@ -300,9 +301,9 @@ export class PolicySet {
     let audit: DryRunMatch | undefined;
     if (layer === 'L7') {
       for (const cp of this.#audit) {
-        const r = firstMatchingRule(cp.l7, ctx);
+        const r = firstMatch(cp.l7, ctx);
         if (r >= 0) {
-          audit = { policy: cp.ref, rule: (cp.l7[r] as CompiledRule).index };
+          audit = { policy: cp.ref, rule: (cp.l7.rules[r] as CompiledRule).index };
           break;
         }
       }
@@ -315,9 +316,9 @@ export class PolicySet {
       const rules = layer === 'L4' ? cp.l4 : cp.l7;
       if (!rules) continue;
       if (cp.action === 'ALLOW') dryAllowApplies = true;
-      const r = firstMatchingRule(rules, ctx);
+      const r = firstMatch(rules, ctx);
       if (r < 0) continue;
-      dryRun.push({ policy: cp.ref, rule: (rules[r] as CompiledRule).index });
+      dryRun.push({ policy: cp.ref, rule: (rules.rules[r] as CompiledRule).index });
       if (cp.action === 'DENY') dryDeny = true;
       if (cp.action === 'ALLOW') dryAllowMatch = true;
     }
@@ -381,6 +382,12 @@ export class PolicyEngine {
   readonly #selector = new Map<string, Map<string, Map<string, CompiledPolicy[]>>>();
   readonly #named = new Map<string, CompiledPolicy>();
   readonly #targets = new Map<string, CompiledPolicy[]>();
+  /** PolicySets by the ranks of their policies: destinations with the same applicable policies share one. */
+  readonly #sets = new Map<string, PolicySet>();
+  readonly #setsByList = new WeakMap<CompiledPolicy[], PolicySet>();
+  readonly #scratch: CompiledPolicy[] = [];
+  #lists = 0;
+  #only: CompiledPolicy[] | undefined;
 
   /** @internal Use {@link compilePolicies} or {@link compileAuthorizations}. */
   constructor(policies: CompiledPolicy[], options: EngineOptions) {
@@ -447,46 +454,89 @@ export class PolicyEngine {
 
   /** The policies that apply at `target`, ready to check. Cache it per destination for the fastest checks. */
   policiesFor(target: EnforcementTarget): PolicySet {
-    const out: CompiledPolicy[] = [];
+    // Scratch state, reused across calls (nothing here calls out to user code, so no re-entrancy).
+    const out = this.#scratch;
+    out.length = 0;
+    this.#lists = 0;
+    this.#only = undefined;
     if ('workload' in target && target.workload) {
       const w = target.workload;
-      if (typeof w.namespace !== 'string')
+      if (typeof w.namespace !== 'string') {
         throw new AuthzError('ERR_INVALID_ARGUMENT', 'target.workload.namespace must be a string');
-      for (const cp of this.#global) out.push(cp);
-      if (w.namespace !== this.rootNamespace) {
-        const wide = this.#wide.get(w.namespace);
-        if (wide) for (const cp of wide) out.push(cp);
       }
+      this.#take(this.#global, undefined);
+      if (w.namespace !== this.rootNamespace) this.#take(this.#wide.get(w.namespace), undefined);
       const labels = w.labels;
       if (labels) {
         const nsSel = w.namespace === this.rootNamespace ? undefined : this.#selector.get(w.namespace);
         for (const k in labels) {
           const v = labels[k] as string;
-          const a = this.#rootSelector.get(k)?.get(v);
-          if (a) for (const cp of a) if (labelsMatch(labels, selectorLabels(cp))) out.push(cp);
-          const b = nsSel?.get(k)?.get(v);
-          if (b) for (const cp of b) if (labelsMatch(labels, selectorLabels(cp))) out.push(cp);
+          if (this.#rootSelector.size > 0) this.#take(this.#rootSelector.get(k)?.get(v), labels);
+          if (nsSel) this.#take(nsSel.get(k)?.get(v), labels);
         }
       }
       for (const key of w.policies ?? EMPTY) {
         const cp = this.#named.get(key);
-        if (cp && !out.includes(cp)) out.push(cp);
+        if (cp && !out.includes(cp)) {
+          out.push(cp);
+          this.#lists += 2;
+        }
       }
     } else if ('waypoint' in target && target.waypoint) {
       const wp = target.waypoint;
-      const keys = [
-        `Gateway|${wp.gateway.namespace}|${wp.gateway.name}`,
-        `GatewayClass|${this.rootNamespace}|${wp.gatewayClassName ?? 'istio-waypoint'}`,
-      ];
-      if (wp.service) keys.push(`${wp.service.kind ?? 'Service'}|${wp.service.namespace}|${wp.service.name}`);
-      for (const k of keys) {
-        const l = this.#targets.get(k);
-        if (l) for (const cp of l) if (!out.includes(cp)) out.push(cp);
+      this.#take(this.#targets.get(`Gateway|${wp.gateway.namespace}|${wp.gateway.name}`), undefined);
+      this.#take(
+        this.#targets.get(`GatewayClass|${this.rootNamespace}|${wp.gatewayClassName ?? 'istio-waypoint'}`),
+        undefined,
+      );
+      if (wp.service) {
+        this.#take(
+          this.#targets.get(`${wp.service.kind ?? 'Service'}|${wp.service.namespace}|${wp.service.name}`),
+          undefined,
+        );
       }
     } else {
       throw new AuthzError('ERR_INVALID_ARGUMENT', 'target must be { workload: {...} } or { waypoint: {...} }');
     }
-    return new PolicySet(out, this.pathNormalization, this.#provider);
+    // When all applicable policies come whole from one index list (the common case), that list identifies
+    // the PolicySet and no key has to be built.
+    const only = this.#only;
+    if (this.#lists === 1 && only) {
+      let set = this.#setsByList.get(only);
+      if (!set) {
+        set = new PolicySet(out.slice(), this.pathNormalization, this.#provider);
+        this.#setsByList.set(only, set);
+      }
+      return set;
+    }
+    const key =
+      out.length === 0
+        ? ''
+        : out
+            .map((cp) => cp.rank)
+            .sort((a, b) => a - b)
+            .join(',');
+    let set = this.#sets.get(key);
+    if (!set) {
+      // Bounded: a mesh has far fewer distinct policy combinations than this; if not, start over.
+      if (this.#sets.size >= MAX_CACHED_SETS) this.#sets.clear();
+      set = new PolicySet(out.slice(), this.pathNormalization, this.#provider);
+      this.#sets.set(key, set);
+    }
+    return set;
+  }
+
+  #take(list: CompiledPolicy[] | undefined, filter: Readonly<Record<string, string>> | undefined): void {
+    if (list === undefined || list.length === 0) return;
+    const out = this.#scratch;
+    let whole = true;
+    for (let i = 0; i < list.length; i++) {
+      const cp = list[i] as CompiledPolicy;
+      if ((filter !== undefined && !labelsMatch(filter, selectorLabels(cp))) || out.includes(cp)) whole = false;
+      else out.push(cp);
+    }
+    this.#lists += whole ? 1 : 2;
+    this.#only = list;
   }
 
   /** L4 check of a connection to `target` (see {@link PolicySet.checkConnection}). */
@@ -527,8 +577,8 @@ function compileOne(policy: AuthorizationPolicy, rootNamespace: string): Compile
     action,
     ...(action === 'CUSTOM' && spec.provider?.name ? { provider: spec.provider.name } : {}),
   });
-  const l7 = (spec.rules ?? []).map((r, i) => compileRule(r, i, namespace));
-  let l4: CompiledRule[] | undefined;
+  const l7 = indexRules((spec.rules ?? []).map((r, i) => compileRule(r, i, namespace)));
+  let l4: RuleList | undefined;
   if (action === 'ALLOW' || action === 'DENY') {
     // L4 semantics are exactly what ztunnel would receive: compile the converted Authorization.
     const conv = toWorkloadAuthorization(
@@ -537,7 +587,7 @@ function compileOne(policy: AuthorizationPolicy, rootNamespace: string): Compile
     );
     const problems: ValidationProblem[] = [];
     const rules = conv.authorization ? compileWorkloadRules(conv.authorization, problems) : [];
-    l4 = rules.map((r, i) => ({ index: conv.ruleIndex[i] ?? r.index, clauses: r.clauses }));
+    l4 = indexRules(rules.map((r, i) => ({ ...r, index: conv.ruleIndex[i] ?? r.index })));
   }
   const refs = spec.targetRefs ?? (spec.targetRef ? [spec.targetRef] : []);
   const labels = Object.entries(spec.selector?.matchLabels ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
@@ -634,8 +684,8 @@ export function compileAuthorizations(
       namespace: auth.namespace,
       dryRun: auth.dryRun === true,
       action: actionName,
-      l7: rules,
-      l4: rules,
+      l7: indexRules(rules),
+      l4: indexRules(rules),
       scope:
         scope === AuthorizationScope.GLOBAL
           ? { kind: 'global' }

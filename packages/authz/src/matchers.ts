@@ -16,6 +16,62 @@ export type Clause = readonly Conjunction[];
 export interface CompiledRule {
   readonly index: number;
   readonly clauses: readonly Clause[];
+  /**
+   * When set, the rule can only match a caller whose principal is one of these (every alternative of one of
+   * its clauses requires an exact principal). Lets {@link RuleList} skip the rule with one map lookup.
+   */
+  readonly principals?: readonly string[];
+}
+
+/**
+ * A policy's rules with an index by exact principal, so that a policy of many "allow from this service
+ * account" rules costs one map lookup instead of a scan. First-match order is kept.
+ */
+export interface RuleList {
+  readonly rules: readonly CompiledRule[];
+  readonly byPrincipal: ReadonlyMap<string, readonly number[]> | undefined;
+  /** Positions (into `rules`) of rules without principal keys, ascending. */
+  readonly unkeyed: readonly number[];
+}
+
+const NO_POSITIONS: readonly number[] = [];
+
+export function indexRules(rules: readonly CompiledRule[]): RuleList {
+  const keyed = rules.filter((r) => r.principals && r.principals.length > 0).length;
+  // Indexing only pays off when it lets several rules be skipped.
+  if (keyed < 4) return { rules, byPrincipal: undefined, unkeyed: rules.map((_, i) => i) };
+  const byPrincipal = new Map<string, number[]>();
+  const unkeyed: number[] = [];
+  rules.forEach((r, i) => {
+    if (!r.principals || r.principals.length === 0) {
+      unkeyed.push(i);
+      return;
+    }
+    for (const p of new Set(r.principals)) {
+      const l = byPrincipal.get(p);
+      if (l) l.push(i);
+      else byPrincipal.set(p, [i]);
+    }
+  });
+  return { rules, byPrincipal, unkeyed };
+}
+
+/** Position (into `list.rules`) of the first matching rule, or -1. */
+export function firstMatch(list: RuleList, ctx: EvalContext): number {
+  const { rules, byPrincipal, unkeyed } = list;
+  if (byPrincipal === undefined) return firstMatchingRule(rules, ctx);
+  const keyed = byPrincipal.get(ctx.principal) ?? NO_POSITIONS;
+  let a = 0;
+  let b = 0;
+  while (a < keyed.length || b < unkeyed.length) {
+    const ka = a < keyed.length ? (keyed[a] as number) : Number.MAX_SAFE_INTEGER;
+    const kb = b < unkeyed.length ? (unkeyed[b] as number) : Number.MAX_SAFE_INTEGER;
+    const pos = ka < kb ? ka : kb;
+    if (ka < kb) a++;
+    else b++;
+    if (ruleMatches(rules[pos] as CompiledRule, ctx)) return pos;
+  }
+  return -1;
 }
 
 /** Stands for a workload-API Match with no fields, which ztunnel never matches. */
@@ -273,9 +329,28 @@ export function compileCondition(cond: Condition, policyNamespace: string): Pred
 /** Full (L7) semantics of one AuthorizationPolicy rule. */
 export function compileRule(rule: PolicyRule, index: number, policyNamespace: string): CompiledRule {
   const clauses: Clause[] = [];
-  if (rule.from && rule.from.length > 0)
+  let principals: string[] | undefined;
+  if (rule.from && rule.from.length > 0) {
     clauses.push(rule.from.map((f) => compileSource(f.source ?? {}, policyNamespace)));
+    principals = exactPrincipalKeys(rule.from.map((f) => f.source?.principals));
+  }
   if (rule.to && rule.to.length > 0) clauses.push(rule.to.map((t) => compileOperation(t.operation ?? {})));
   for (const w of rule.when ?? []) clauses.push([compileCondition(w, policyNamespace)]);
-  return { index, clauses };
+  return principals ? { index, clauses, principals } : { index, clauses };
+}
+
+/**
+ * The exact principals a clause requires, when every alternative lists only exact principals; otherwise
+ * undefined (some alternative could match other callers).
+ */
+export function exactPrincipalKeys(alternatives: readonly (readonly string[] | undefined)[]): string[] | undefined {
+  const keys: string[] = [];
+  for (const list of alternatives) {
+    if (!list || list.length === 0) return undefined;
+    for (const v of list) {
+      if (v.startsWith('*') || v.endsWith('*')) return undefined;
+      keys.push(v);
+    }
+  }
+  return keys;
 }

@@ -5,6 +5,7 @@ import {
   type Clause,
   type CompiledRule,
   type Conjunction,
+  exactPrincipalKeys,
   ipPredicate,
   NEVER,
   type Predicate,
@@ -282,16 +283,37 @@ export function compileWorkloadRules(auth: Authorization, problems: ValidationPr
   const out: CompiledRule[] = [];
   list(auth.rules).forEach((rule, ri) => {
     const clauses: Clause[] = [];
+    let principals: string[] | undefined;
     list(rule?.clauses).forEach((clause, ci) => {
       const alts: Conjunction[] = [];
-      list(clause?.matches).forEach((m, mi) => {
+      const matches = list(clause?.matches);
+      matches.forEach((m, mi) => {
         const at = `rules[${ri}].clauses[${ci}].matches[${mi}]`;
         alts.push(compileMatch(m ?? {}, at, problems));
       });
-      clauses.push(alts);
+      const keys = matches.length > 0 ? exactPrincipalKeys(matches.map((m) => exactStrings(m?.principals))) : undefined;
+      // Identity clauses first: they are the most selective, and AND is order-free.
+      if (keys) {
+        principals ??= keys;
+        clauses.unshift(alts);
+      } else clauses.push(alts);
     });
-    out.push({ index: ri, clauses });
+    out.push(principals ? { index: ri, clauses, principals } : { index: ri, clauses });
   });
+  return out;
+}
+
+/** Exact principals of a match written as Istio strings, or a marker that defeats keying. */
+function exactStrings(v: StringMatch[] | undefined): string[] | undefined {
+  const items = list(v);
+  if (items.length === 0) return undefined;
+  const out: string[] = [];
+  for (const sm of items) {
+    const p = ownOneof(sm ?? {});
+    if (typeof p === 'string' || p.kind !== 'exact' || p.value.startsWith('*') || p.value.endsWith('*'))
+      return undefined;
+    out.push(p.value);
+  }
   return out;
 }
 

@@ -24,7 +24,9 @@ function registryReachable(): boolean {
 const online = registryReachable();
 if (!online) {
   // Visible in the jest output so a skipped run is not mistaken for a pass.
-  console.warn('tarball.test: skipped, the npm registry is unreachable (needed to install yaml into the empty project)');
+  console.warn(
+    'tarball.test: skipped, the npm registry is unreachable (needed to install yaml into the empty project)',
+  );
 }
 
 const POLICY = `
@@ -63,7 +65,8 @@ console.log(JSON.stringify(out));
   it('installs into an empty project and evaluates a YAML policy via import and require', () => {
     const tsup = join(root, 'node_modules', '.bin', 'tsup');
     execFileSync(tsup, ['--silent'], { cwd: pkgDir, stdio: 'pipe' });
-    if (!existsSync(join(identityDir, 'dist', 'index.js'))) execFileSync(tsup, ['--silent'], { cwd: identityDir, stdio: 'pipe' });
+    if (!existsSync(join(identityDir, 'dist', 'index.js')))
+      execFileSync(tsup, ['--silent'], { cwd: identityDir, stdio: 'pipe' });
     const pack = (dir: string) =>
       execFileSync('npx', ['-y', 'pnpm@10.34.8', 'pack', '--pack-destination', work], { cwd: dir, encoding: 'utf8' })
         .trim()
@@ -76,7 +79,10 @@ console.log(JSON.stringify(out));
     const app = join(work, 'app');
     mkdirSync(app);
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }));
-    execFileSync('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', ...tarballs, 'yaml@^2'], { cwd: app, stdio: 'pipe' });
+    execFileSync('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', ...tarballs, 'yaml@^2'], {
+      cwd: app,
+      stdio: 'pipe',
+    });
     writeFileSync(join(app, 'check.mjs'), SCRIPT('esm'));
     writeFileSync(join(app, 'check.cjs'), SCRIPT('cjs'));
     const expected = [
