@@ -42,6 +42,8 @@ export interface ByteTally {
   sent: number;
   reportedReceived: number;
   reportedSent: number;
+  /** Updates received/sent from where the bytes are really counted (a socket's counters), before a flush. */
+  refresh?: () => void;
 }
 
 export class ZtunnelMetrics {
@@ -98,6 +100,7 @@ export class ZtunnelMetrics {
   }
 
   private flushTally(t: ByteTally): void {
+    t.refresh?.();
     if (t.received > t.reportedReceived) {
       this.receivedBytes.inc(t.labels, t.received - t.reportedReceived);
       t.reportedReceived = t.received;

@@ -26,8 +26,8 @@ export type Route =
       kind: 'hbone';
       /** Where the HBONE connection goes: the destination workload (in-pod ztunnel) or its waypoint. */
       dial: Target;
-      /** CONNECT :authority. */
-      authority: string;
+      /** CONNECT :authority: the real destination (through a waypoint: the original VIP or workload address). */
+      authority: Target;
       expectedIdentities: string[];
       viaWaypoint: boolean;
       destWorkload?: WorkloadInfo;
@@ -62,7 +62,7 @@ export class Resolver {
       const svc = state.serviceByAddress(target.host);
       if (svc) return this.viaService(source, svc, target.host, target.port);
       const w = state.workloadByAddress(target.host);
-      if (w) return this.viaWorkload(source, w, target.port, undefined, `${hostForAuthority(target.host)}:${target.port}`);
+      if (w) return this.viaWorkload(source, w, target.port, undefined, target);
       return { kind: 'passthrough', dial: target };
     }
     const svc = state.serviceByHostname(target.host);
@@ -80,7 +80,7 @@ export class Resolver {
       throw new ZtunnelError('ERR_ZTUNNEL_NO_ROUTE', `service ${svc.hostname} has no port ${port} (ports: ${svc.ports.map((p) => p.servicePort).join(', ') || 'none'})`);
     }
     if (svc.waypoint && !this.isWaypointItself(source, svc.waypoint)) {
-      const authority = vip ? `${hostForAuthority(vip)}:${port}` : undefined;
+      const authority = vip ? { host: vip, port } : undefined;
       if (authority) return { ...this.waypointRoute(svc.waypoint, authority), destService: svc };
     }
     const endpoint = this.pickEndpoint(source, svc);
@@ -94,20 +94,20 @@ export class Resolver {
     w: WorkloadInfo,
     port: number,
     svc: ServiceInfo | undefined,
-    originalAuthority: string | undefined,
+    originalAuthority: Target | undefined,
     skipWaypoint = false,
   ): Route {
     const ip = w.addresses[0];
     if (ip === undefined) throw new ZtunnelError('ERR_ZTUNNEL_NO_ROUTE', `workload ${w.namespace}/${w.name} has no address`);
     if (!skipWaypoint && w.waypoint && !this.isWaypointItself(source, w.waypoint)) {
-      return { ...this.waypointRoute(w.waypoint, originalAuthority ?? `${hostForAuthority(ip)}:${port}`), destWorkload: w };
+      return { ...this.waypointRoute(w.waypoint, originalAuthority ?? { host: ip, port }), destWorkload: w };
     }
     const dest = { host: ip, port };
     if (w.tunnelProtocol !== 'HBONE') return { kind: 'tcp', dial: dest, destWorkload: w, ...(svc ? { destService: svc } : {}) };
     return {
       kind: 'hbone',
       dial: { host: ip, port: this.opts.hbonePort },
-      authority: `${hostForAuthority(ip)}:${port}`,
+      authority: { host: ip, port },
       expectedIdentities: [workloadIdentity(w, this.opts.trustDomain)],
       viaWaypoint: false,
       destWorkload: w,
@@ -115,7 +115,7 @@ export class Resolver {
     };
   }
 
-  private waypointRoute(gw: GatewayAddress, authority: string): Extract<Route, { kind: 'hbone' }> {
+  private waypointRoute(gw: GatewayAddress, authority: Target): Extract<Route, { kind: 'hbone' }> {
     const port = gw.hbonePort || this.opts.hbonePort;
     if (gw.address) {
       const w = this.opts.state.workloadByAddress(gw.address.address);

@@ -80,7 +80,7 @@ export class Socks5Server {
       this.protocolError(socket, 'the SOCKS5 handshake did not finish in time');
     }, this.opts.handshakeTimeoutMs ?? 10_000);
     timer.unref();
-    let buf = Buffer.alloc(0);
+    let buf: Buffer = Buffer.alloc(0);
     let stage: 'greeting' | 'request' = 'greeting';
     const onData = (chunk: Buffer) => {
       buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);

@@ -83,7 +83,7 @@ describe('Resolver', () => {
       expect(r).toMatchObject({
         kind: 'hbone',
         dial: { host: '127.0.3.10', port: 15008 },
-        authority: '127.0.3.10:8080',
+        authority: { host: '127.0.3.10', port: 8080 },
         expectedIdentities: ['spiffe://cluster.local/ns/default/sa/echo'],
         viaWaypoint: false,
       });
@@ -129,7 +129,7 @@ describe('Resolver', () => {
     const { state, resolver, client } = setup();
     state.upsertWorkload(workload({ uid: 'w', addresses: ['127.0.2.20'], serviceAccount: 'sa' }));
     state.upsertWorkload(workload({ uid: 'legacy', addresses: ['127.0.2.21'], tunnelProtocol: 'NONE' }));
-    expect(resolver.resolve(client, { host: '127.0.2.20', port: 9000 })).toMatchObject({ kind: 'hbone', authority: '127.0.2.20:9000', dial: { host: '127.0.2.20', port: 15008 } });
+    expect(resolver.resolve(client, { host: '127.0.2.20', port: 9000 })).toMatchObject({ kind: 'hbone', authority: { host: '127.0.2.20', port: 9000 }, dial: { host: '127.0.2.20', port: 15008 } });
     expect(resolver.resolve(client, { host: '127.0.2.21', port: 9000 })).toMatchObject({ kind: 'tcp', dial: { host: '127.0.2.21', port: 9000 } });
   });
 
@@ -139,10 +139,10 @@ describe('Resolver', () => {
     state.upsertService(service({ name: 'waypoint', addresses: [{ network: '', address: '10.96.0.9' }], ports: [{ servicePort: 15008, targetPort: 15008 }] }));
     state.upsertWorkload(workload({ uid: 'wp', addresses: ['127.0.5.10'], serviceAccount: 'waypoint', services: { 'default/waypoint.default.svc.cluster.local': [{ servicePort: 15008, targetPort: 15008 }] } }));
     const r = resolver.resolve(client, { host: 'echo.default.svc.cluster.local', port: 80 });
-    expect(r).toMatchObject({ kind: 'hbone', viaWaypoint: true, dial: { host: '127.0.5.10', port: 15008 }, authority: '10.96.0.1:80', expectedIdentities: ['spiffe://cluster.local/ns/default/sa/waypoint'] });
+    expect(r).toMatchObject({ kind: 'hbone', viaWaypoint: true, dial: { host: '127.0.5.10', port: 15008 }, authority: { host: '10.96.0.1', port: 80 }, expectedIdentities: ['spiffe://cluster.local/ns/default/sa/waypoint'] });
     // By address, and the waypoint itself is not sent back to itself.
     state.upsertWorkload(workload({ uid: 'w', addresses: ['127.0.2.30'], waypoint: { address: { network: '', address: '127.0.5.10' }, hbonePort: 15009 } }));
-    expect(resolver.resolve(client, { host: '127.0.2.30', port: 7 })).toMatchObject({ viaWaypoint: true, dial: { host: '127.0.5.10', port: 15009 }, authority: '127.0.2.30:7' });
+    expect(resolver.resolve(client, { host: '127.0.2.30', port: 7 })).toMatchObject({ viaWaypoint: true, dial: { host: '127.0.5.10', port: 15009 }, authority: { host: '127.0.2.30', port: 7 } });
     const wp = state.workload('wp');
     if (!wp) throw new Error('no waypoint');
     expect(resolver.resolve(wp, { host: '10.96.0.1', port: 80 })).toMatchObject({ viaWaypoint: false });

@@ -1,0 +1,170 @@
+/**
+ * Inbound: HBONE tunnels from peers (mTLS, identity verified by @ambient-ts/hbone) and plaintext
+ * connections on 15006. Each is checked against the destination workload's L4 policies, connected to
+ * the workload with a deadline, answered with Istio's status codes, and tracked so a policy change can
+ * close it when it becomes denied.
+ */
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { HboneRejection, HboneRequest } from '@ambient-ts/hbone';
+import type { TrackedConnection } from './connections.js';
+import type { ProxyContext } from './context.js';
+import type { ByteTally } from './metrics.js';
+import { type WorkloadInfo, workloadIdentity } from './model.js';
+import { hostForAuthority } from './resolver.js';
+import { splice } from './splice.js';
+import { normalizeIp } from './state.js';
+import { type ConnectionInfo, logAccess, tcpLabels } from './telemetry.js';
+import { connectTcp } from './upstream.js';
+
+export function inboundHboneHandler(ctx: ProxyContext, perWorkload: boolean) {
+  return async (req: HboneRequest): Promise<Duplex | HboneRejection> => {
+    const started = performance.now();
+    const { host, port, family } = req.authority;
+    const srcIdentity = req.peerIdentity.toString();
+    const srcIp = normalizeIp(req.remoteAddress);
+    const peerWorkload = ctx.state.workloadByAddress(srcIp);
+    const info: ConnectionInfo = {
+      direction: 'inbound',
+      srcAddr: `${hostForAuthority(srcIp)}:${req.remotePort}`,
+      srcIdentity,
+      ...(peerWorkload && workloadIdentity(peerWorkload, ctx.config.trustDomain) === srcIdentity ? { srcWorkload: peerWorkload } : {}),
+      dstAddr: `${hostForAuthority(host)}:${port}`,
+      dstHboneAddr: `${hostForAuthority(normalizeIp(req.localAddress))}:${req.localPort}`,
+      mtls: true,
+    };
+    const refuse = (status: 400 | 401 | 503, why: string): HboneRejection => {
+      ctx.metrics.connectionFailed(tcpLabels(info, 'destination', status === 401 ? 'UAEX' : 'UF'));
+      logAccess(ctx.logger, info, { bytesSent: 0, bytesRecv: 0, durationMs: performance.now() - started, error: why });
+      return req.reject(status, why);
+    };
+    if (family === 0) return refuse(400, `authority ${host}:${port} is not an IP address`);
+    const dest = ctx.state.workloadByAddress(host);
+    if (dest) {
+      info.dstWorkload = dest;
+      info.dstIdentity = workloadIdentity(dest, ctx.config.trustDomain);
+    }
+    if (perWorkload && normalizeIp(host) !== normalizeIp(req.localAddress)) {
+      return refuse(400, `authority ${info.dstAddr} is not the workload this listener serves (${req.localAddress})`);
+    }
+    if (!dest) return refuse(503, `no workload has address ${host}`);
+    if (dest.node !== ctx.config.node) return refuse(400, `workload ${dest.namespace}/${dest.name} is not on this node`);
+    const conn = { sourceIdentity: srcIdentity, sourceIp: srcIp, destinationIp: normalizeIp(host), destinationPort: port };
+    const decision = ctx.policy.check(dest, conn);
+    if (!decision.allowed) return refuse(401, `denied by policy: ${decision.message}`);
+    let upstream: Socket;
+    try {
+      upstream = await connectTcp(host, port, ctx.config.connectTimeoutMs, req.signal);
+    } catch (err) {
+      return refuse(503, (err as Error).message);
+    }
+    trackInbound(ctx, info, upstream, dest, conn, started);
+    return upstream;
+  };
+}
+
+/**
+ * The HBONE server splices the tunnel to `upstream`; we account for it from the upstream socket's own
+ * byte counters and tear it down (policy change, drain deadline) by destroying that socket.
+ */
+function trackInbound(
+  ctx: ProxyContext,
+  info: ConnectionInfo,
+  upstream: Socket,
+  dest: WorkloadInfo,
+  conn: Parameters<ProxyContext['policy']['check']>[1],
+  started: number,
+): void {
+  const tally = ctx.metrics.connectionOpened(tcpLabels(info, 'destination'), 'inbound');
+  const refresh = () => {
+    tally.received = upstream.bytesWritten;
+    tally.sent = upstream.bytesRead;
+  };
+  tally.refresh = refresh;
+  let closedBy: string | undefined;
+  const tracked: TrackedConnection = {
+    info,
+    stillAllowed: () => {
+      const current = ctx.state.workload(dest.uid) ?? dest;
+      const d = ctx.policy.check(current, conn);
+      return { allowed: d.allowed, reason: d.message };
+    },
+    destroy: (reason) => {
+      closedBy ??= reason;
+      upstream.destroy();
+    },
+  };
+  const untrack = ctx.tracker.add(tracked);
+  upstream.once('close', () => {
+    untrack();
+    refresh();
+    finish(ctx, info, tally, 'inbound', started, closedBy);
+  });
+}
+
+function finish(ctx: ProxyContext, info: ConnectionInfo, tally: ByteTally, direction: 'inbound' | 'outbound', started: number, error?: string): void {
+  ctx.metrics.connectionClosed(tally, direction);
+  logAccess(ctx.logger, info, { bytesSent: tally.sent, bytesRecv: tally.received, durationMs: performance.now() - started, ...(error ? { error } : {}) });
+}
+
+/**
+ * Plaintext inbound (15006): no identity, so only policies that a caller without identity can pass allow it
+ * (STRICT PeerAuthentication arrives as a policy denying exactly that). Without traffic capture the original
+ * destination port is unknown, so the workload must serve exactly one target port.
+ */
+export function handlePlaintextInbound(ctx: ProxyContext, socket: Socket): void {
+  const started = performance.now();
+  socket.on('error', () => {});
+  const localIp = normalizeIp(socket.localAddress ?? '');
+  const srcIp = normalizeIp(socket.remoteAddress ?? '');
+  const dest = ctx.state.workloadByAddress(localIp);
+  const info: ConnectionInfo = {
+    direction: 'inbound',
+    srcAddr: `${hostForAuthority(srcIp)}:${socket.remotePort}`,
+    dstAddr: `${hostForAuthority(localIp)}:${socket.localPort}`,
+    mtls: false,
+  };
+  const peer = ctx.state.workloadByAddress(srcIp);
+  if (peer) info.srcWorkload = peer;
+  const refuse = (why: string, flags = 'UF') => {
+    ctx.metrics.connectionFailed(tcpLabels(info, 'destination', flags));
+    logAccess(ctx.logger, info, { bytesSent: 0, bytesRecv: 0, durationMs: performance.now() - started, error: why });
+    socket.destroy();
+  };
+  if (!dest || dest.node !== ctx.config.node) return refuse(`no local workload has address ${localIp}`);
+  info.dstWorkload = dest;
+  const ports = new Set<number>();
+  for (const list of Object.values(dest.services)) for (const p of list) ports.add(p.targetPort || p.servicePort);
+  if (ports.size !== 1) {
+    return refuse(`plaintext to ${dest.namespace}/${dest.name} is ambiguous without traffic capture: it serves ports [${[...ports].join(', ')}]; use HBONE`);
+  }
+  const port = [...ports][0] as number;
+  info.dstAddr = `${hostForAuthority(localIp)}:${port}`;
+  const conn = { sourceIp: srcIp, destinationIp: localIp, destinationPort: port };
+  const decision = ctx.policy.check(dest, conn);
+  if (!decision.allowed) return refuse(`denied by policy: ${decision.message}`, 'UAEX');
+  socket.pause();
+  connectTcp(localIp, port, ctx.config.connectTimeoutMs).then(
+    (upstream) => {
+      const tally = ctx.metrics.connectionOpened(tcpLabels(info, 'destination'), 'inbound');
+      let closedBy: string | undefined;
+      const untrack = ctx.tracker.add({
+        info,
+        stillAllowed: () => {
+          const d = ctx.policy.check(ctx.state.workload(dest.uid) ?? dest, conn);
+          return { allowed: d.allowed, reason: d.message };
+        },
+        destroy: (reason) => {
+          closedBy ??= reason;
+          socket.destroy();
+          upstream.destroy();
+        },
+      });
+      splice(socket, upstream, tally).then((err) => {
+        untrack();
+        finish(ctx, info, tally, 'inbound', started, closedBy ?? err?.message);
+      });
+    },
+    (err: Error) => refuse(err.message),
+  );
+}

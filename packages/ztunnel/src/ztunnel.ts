@@ -1,0 +1,495 @@
+/**
+ * The ztunnel: one per node. Connects to the control plane (Delta xDS over TLS with the bootstrap token),
+ * keeps certificates for the workloads on its node (impersonation), serves inbound HBONE / plaintext for
+ * them, takes their outbound connections over SOCKS5 and local listeners, and reports metrics, access
+ * logs, readiness and a config dump. close() drains; destroy() cuts.
+ */
+import { readFileSync } from 'node:fs';
+import type { Server as HttpServer } from 'node:http';
+import { createServer, type Server as NetServer, type Socket } from 'node:net';
+import { CaClient, SecretManager } from '@ambient-ts/ca';
+import { HboneClient, HboneServer } from '@ambient-ts/hbone';
+import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, type Address, type Authorization, formatIp, type XdsUpdate, XdsClient } from '@ambient-ts/xds';
+import * as grpc from '@grpc/grpc-js';
+import { LocalCertificates } from './certificates.js';
+import { type ZtunnelConfig, xdsNodeId } from './config.js';
+import { ConnectionTracker } from './connections.js';
+import type { ProxyContext } from './context.js';
+import { ZtunnelError } from './errors.js';
+import { adminServer, metricsServer, readinessServer } from './http-endpoints.js';
+import { handlePlaintextInbound, inboundHboneHandler } from './inbound.js';
+import { Logger } from './logger.js';
+import { ZtunnelMetrics } from './metrics.js';
+import { workloadIdentity } from './model.js';
+import { handleOutbound, type OutboundDeps } from './outbound.js';
+import { PolicyEvaluator } from './policy.js';
+import { hostForAuthority, Resolver } from './resolver.js';
+import { Socks5Server } from './socks5.js';
+import { normalizeIp, ProxyState } from './state.js';
+import { toAuthorizationInfo, toServiceInfo, toWorkloadInfo } from './xds-adapter.js';
+
+export interface ZtunnelOptions {
+  config: ZtunnelConfig;
+  /** Logger (default: stdout, with the configured level and format). */
+  logger?: Logger;
+  /** Called once a graceful shutdown requested through /quitquitquit has finished. */
+  onExit?: () => void;
+}
+
+export interface ZtunnelAddresses {
+  socks5: string;
+  admin: string;
+  metrics: string;
+  readiness: string;
+  /** Inbound HBONE listeners (one per local workload, or one wildcard). */
+  hbone: string[];
+  plaintext: string[];
+  localListeners: string[];
+}
+
+type State = 'starting' | 'running' | 'draining' | 'closed';
+
+/** Reads the trust bundle; refuses to go on without at least one certificate in it. */
+export function loadTrustBundle(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ZtunnelError('ERR_ZTUNNEL_FILE', `cannot read the trust bundle ${file}: ${(err as Error).message} (give the control plane's root-cert.pem with --trust-bundle)`, { cause: err });
+  }
+  if (!/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.test(text)) {
+    throw new ZtunnelError('ERR_ZTUNNEL_FILE', `the trust bundle ${file} holds no PEM certificate: ztunnel will not start without roots to verify peers against`);
+  }
+  return text;
+}
+
+function readToken(file: string): string {
+  let token: string;
+  try {
+    token = readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    throw new ZtunnelError('ERR_ZTUNNEL_FILE', `cannot read the bootstrap token ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  if (!token) throw new ZtunnelError('ERR_ZTUNNEL_FILE', `the bootstrap token file ${file} is empty`);
+  return token;
+}
+
+export class Ztunnel {
+  readonly config: ZtunnelConfig;
+  readonly logger: Logger;
+  readonly metrics = new ZtunnelMetrics();
+  readonly state = new ProxyState();
+  readonly tracker = new ConnectionTracker();
+  readonly policy: PolicyEvaluator;
+  private readonly ctx: ProxyContext;
+  private readonly xds: XdsClient;
+  private readonly caClient: CaClient;
+  private readonly secrets: SecretManager;
+  private readonly certs: LocalCertificates;
+  private readonly hboneClient: HboneClient;
+  private readonly resolver: Resolver;
+  private readonly socks: Socks5Server;
+  private readonly inbound = new Map<string, { hbone: HboneServer; plaintext?: NetServer; address: string }>();
+  private readonly inboundErrors = new Map<string, string>();
+  private readonly localListeners: NetServer[] = [];
+  private readonly ownListeners = new Set<string>();
+  private admin?: HttpServer;
+  private metricsHttp?: HttpServer;
+  private readiness?: HttpServer;
+  private addrs: Omit<ZtunnelAddresses, 'hbone' | 'plaintext'> = { socks5: '', admin: '', metrics: '', readiness: '', localListeners: [] };
+  private lifecycle: State = 'starting';
+  private closing?: Promise<void>;
+  private reconcileQueue: Promise<void> = Promise.resolve();
+  private readonly onExit: (() => void) | undefined;
+
+  private constructor(options: ZtunnelOptions, trustBundle: string) {
+    const config = options.config;
+    this.config = config;
+    this.onExit = options.onExit;
+    this.logger = options.logger ?? new Logger({ level: config.logLevel, format: config.logFormat });
+    this.policy = new PolicyEvaluator();
+    this.ctx = { config, logger: this.logger, metrics: this.metrics, state: this.state, tracker: this.tracker, policy: this.policy };
+    // Read the token now so a missing file is a start-up error, not a silent reconnect loop.
+    readToken(config.tokenFile);
+    const caTarget = `${hostForAuthority(config.caAddress.host)}:${config.caAddress.port}`;
+    this.caClient = new CaClient({
+      address: caTarget,
+      // Re-read per call: a rotated bundle on disk is picked up without a restart.
+      trustBundle: () => loadTrustBundle(config.trustBundleFile),
+      tokenFile: config.tokenFile,
+      clusterId: config.clusterId,
+      impersonate: true,
+    });
+    this.secrets = new SecretManager({
+      fetcher: (identity, { signal }) => this.caClient.fetchCertificate(identity, { ttl: config.certTtlMs, signal }),
+    });
+    this.certs = new LocalCertificates(this.secrets, this.logger, () => this.metrics.certificates.set(this.certs?.count ?? 0));
+    this.xds = new XdsClient({
+      target: `${hostForAuthority(config.controlPlane.host)}:${config.controlPlane.port}`,
+      credentials: grpc.credentials.createSsl(Buffer.from(trustBundle)),
+      token: () => readToken(config.tokenFile),
+      node: {
+        id: xdsNodeId(config),
+        cluster: config.clusterId,
+        metadata: { NAME: config.podName, NAMESPACE: config.podNamespace, NODE_NAME: config.node, CLUSTER_ID: config.clusterId, INSTANCE_IPS: config.nodeIp },
+        userAgentName: 'ambient-ts-ztunnel',
+      },
+    });
+    this.hboneClient = new HboneClient({
+      credentials: (sourceIdentity) => {
+        if (!sourceIdentity || !this.certs.isLocal(sourceIdentity)) {
+          throw new ZtunnelError('ERR_ZTUNNEL_NO_CERTIFICATE', `no certificate for ${sourceIdentity ?? 'an unnamed source'}: it is not a workload on this node`);
+        }
+        return this.certs.get(sourceIdentity);
+      },
+      connectTimeoutMs: config.connectTimeoutMs,
+    });
+    this.resolver = new Resolver({
+      state: this.state,
+      trustDomain: config.trustDomain,
+      hbonePort: config.ports.hbone,
+      isOwnListener: (ip, port) => this.isOwnListener(ip, port),
+    });
+    this.socks = new Socks5Server({
+      onRequest: (req) => {
+        void handleOutbound(this.ctx, this.outboundDeps(), req.socket, req.target, { accept: () => req.accept(), reject: (c) => req.reject(c) });
+      },
+      onProtocolError: (err, socket) => this.logger.debug('socks5', err.message, { src: `${socket.remoteAddress}:${socket.remotePort}` }),
+    });
+  }
+
+  /** Validates the trust bundle and token, binds every node listener, and starts syncing with the control plane. */
+  static async start(options: ZtunnelOptions): Promise<Ztunnel> {
+    const trustBundle = loadTrustBundle(options.config.trustBundleFile);
+    const z = new Ztunnel(options, trustBundle);
+    try {
+      await z.startListeners();
+    } catch (err) {
+      z.destroy();
+      throw err;
+    }
+    z.startSync();
+    z.lifecycle = 'running';
+    z.logger.info('ztunnel', 'started', {
+      node: z.config.node,
+      node_id: xdsNodeId(z.config),
+      control_plane: `${z.config.controlPlane.host}:${z.config.controlPlane.port}`,
+      socks5: z.addrs.socks5,
+      admin: z.addrs.admin,
+      metrics: z.addrs.metrics,
+      readiness: z.addrs.readiness,
+    });
+    return z;
+  }
+
+  addresses(): ZtunnelAddresses {
+    return {
+      ...this.addrs,
+      hbone: [...this.inbound.values()].map((l) => l.address),
+      plaintext: [...this.inbound.values()].flatMap((l) => {
+        const a = l.plaintext?.address();
+        return a && typeof a === 'object' ? [`${hostForAuthority(a.address)}:${a.port}`] : [];
+      }),
+    };
+  }
+
+  /** Ready once workloads and policies were received, local certificates fetched, and inbound listeners bound. */
+  readiness_(): { ready: boolean; pending: string[] } {
+    const pending: string[] = [];
+    if (this.lifecycle !== 'running') pending.push(`ztunnel is ${this.lifecycle}`);
+    if (!this.xds.isReady) pending.push('waiting for workloads and policies from the control plane');
+    for (const id of this.certs.pending()) pending.push(`waiting for the certificate of ${id}`);
+    for (const [ip, why] of this.inboundErrors) pending.push(`inbound listener for ${ip}: ${why}`);
+    return { ready: pending.length === 0, pending };
+  }
+
+  get ready(): boolean {
+    return this.readiness_().ready;
+  }
+
+  /** Resolves when ready (or rejects when the signal aborts / the ztunnel closes). */
+  whenReady(signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (this.ready) {
+          done();
+          resolve();
+        } else if (this.lifecycle === 'closed' || this.lifecycle === 'draining') {
+          done();
+          reject(new ZtunnelError('ERR_ZTUNNEL_CLOSED', 'ztunnel closed before it was ready'));
+        }
+      };
+      const timer = setInterval(check, 50);
+      timer.unref();
+      const onAbort = () => {
+        done();
+        reject(new ZtunnelError('ERR_ZTUNNEL_CLOSED', 'stopped waiting for readiness'));
+      };
+      const done = () => {
+        clearInterval(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      check();
+    });
+  }
+
+  configDump(): unknown {
+    return {
+      node: this.config.node,
+      nodeId: xdsNodeId(this.config),
+      trustDomain: this.config.trustDomain,
+      controlPlane: { address: `${this.config.controlPlane.host}:${this.config.controlPlane.port}`, state: this.xds.state, synced: this.xds.isReady },
+      ready: this.readiness_(),
+      listeners: this.addresses(),
+      certificates: this.certs.summaries(),
+      workloads: this.state.allWorkloads().map((w) => ({ ...w, identity: workloadIdentity(w, this.config.trustDomain), local: w.node === this.config.node })),
+      services: this.state.allServices(),
+      policies: this.state.allPolicies().map(readablePolicy),
+      connections: { open: this.tracker.size },
+    };
+  }
+
+  /** Graceful: stop accepting, GOAWAY on HBONE, let open connections finish up to the drain deadline. Idempotent. */
+  close(): Promise<void> {
+    if (this.closing) return this.closing;
+    this.lifecycle = 'draining';
+    this.closing = (async () => {
+      const deadline = this.config.drainTimeoutMs;
+      this.logger.info('ztunnel', 'draining', { open_connections: this.tracker.size, deadline_ms: deadline });
+      await Promise.allSettled([
+        this.socks.close(),
+        ...this.localListeners.map((l) => closeServer(l)),
+        ...[...this.inbound.values()].map((l) => Promise.all([l.hbone.close(), l.plaintext ? closeServer(l.plaintext) : undefined])),
+        this.tracker.drain(deadline).then(({ cut }) => {
+          if (cut > 0) this.logger.warn('ztunnel', 'drain deadline reached: connections cut', { cut });
+        }),
+      ]);
+      await this.hboneClient.close();
+      this.xds.close();
+      await this.secrets.close();
+      this.caClient.close();
+      await Promise.allSettled([this.admin, this.metricsHttp, this.readiness].map((s) => (s ? closeHttp(s) : undefined)));
+      this.lifecycle = 'closed';
+      this.logger.info('ztunnel', 'stopped');
+    })();
+    return this.closing;
+  }
+
+  destroy(err?: Error): void {
+    this.lifecycle = 'closed';
+    this.tracker.destroyAll(err?.message ?? 'ztunnel destroyed');
+    void this.socks.close();
+    for (const l of this.localListeners) l.close();
+    for (const l of this.inbound.values()) {
+      l.hbone.destroy(err);
+      l.plaintext?.close();
+    }
+    this.hboneClient.destroy(err);
+    this.xds.close();
+    void this.secrets.close();
+    this.caClient.close();
+    for (const s of [this.admin, this.metricsHttp, this.readiness]) {
+      s?.closeAllConnections();
+      s?.close();
+    }
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  private outboundDeps(): OutboundDeps {
+    return { resolver: this.resolver, hbone: this.hboneClient };
+  }
+
+  private isOwnListener(ip: string, port: number): boolean {
+    const n = normalizeIp(ip);
+    if (this.ownListeners.has(`${n}:${port}`)) return true;
+    const p = this.config.ports;
+    // Wildcard inbound listeners catch every local address on their ports.
+    if (this.config.inboundBind !== 'per-workload' && (port === p.hbone || port === p.plaintext)) {
+      const w = this.state.workloadByAddress(n);
+      return w?.node === this.config.node;
+    }
+    return false;
+  }
+
+  private async startListeners(): Promise<void> {
+    const c = this.config;
+    const bind = async <T>(what: string, host: string, port: number, fn: () => Promise<T>): Promise<T> => {
+      try {
+        return await fn();
+      } catch (err) {
+        throw new ZtunnelError('ERR_ZTUNNEL_LISTEN', `cannot listen for ${what} on ${hostForAuthority(host)}:${port}: ${(err as Error).message} (is another ztunnel using this node address? choose another --${what}-port or --node-ip)`, { cause: err });
+      }
+    };
+    const s = await bind('socks5', c.nodeIp, c.ports.socks5, () => this.socks.listen(c.ports.socks5, c.nodeIp));
+    this.addrs.socks5 = this.own(s.address, s.port);
+    this.admin = adminServer({ logger: this.logger, configDump: () => this.configDump(), onQuit: () => this.quit('/quitquitquit') });
+    this.addrs.admin = await bind('admin', c.adminAddress, c.ports.admin, () => listenHttp(this.admin as HttpServer, c.adminAddress, c.ports.admin, (a, p) => this.own(a, p)));
+    this.metricsHttp = metricsServer(this.metrics);
+    this.addrs.metrics = await bind('metrics', c.nodeIp, c.ports.metrics, () => listenHttp(this.metricsHttp as HttpServer, c.nodeIp, c.ports.metrics, (a, p) => this.own(a, p)));
+    this.readiness = readinessServer(() => this.readiness_());
+    this.addrs.readiness = await bind('readiness', c.nodeIp, c.ports.readiness, () => listenHttp(this.readiness as HttpServer, c.nodeIp, c.ports.readiness, (a, p) => this.own(a, p)));
+    for (const l of c.localListeners) {
+      const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+        socket.on('error', () => {});
+        socket.pause();
+        void handleOutbound(this.ctx, this.outboundDeps(), socket, l.target, { accept: () => socket, reject: () => socket.destroy() });
+      });
+      const addr = await bind('local-listener', l.bindAddress, l.port, () => listenNet(server, l.bindAddress, l.port));
+      this.localListeners.push(server);
+      this.addrs.localListeners.push(this.own(addr.address, addr.port));
+    }
+    if (c.inboundBind !== 'per-workload') await this.openInbound(c.inboundBind, true);
+  }
+
+  private own(address: string, port: number): string {
+    this.ownListeners.add(`${normalizeIp(address)}:${port}`);
+    return `${hostForAuthority(address)}:${port}`;
+  }
+
+  private startSync(): void {
+    this.xds.on('update', (u) => this.applyUpdate(u));
+    this.xds.on('nack', (r) => this.logger.warn('xds', 'rejected resources', { type: r.typeUrl, errors: r.errors.map((e) => `${e.name}: ${e.reason}`).join('; ') }));
+    this.xds.on('connected', () => this.logger.info('xds', 'connected to the control plane'));
+    this.xds.on('disconnected', (err) => this.logger.warn('xds', 'control plane connection lost; keeping the last configuration', { error: err.message }));
+    this.xds.on('ready', () => this.logger.info('xds', 'initial configuration received'));
+    this.state.on('change', (change) => {
+      if (change.policies) {
+        for (const p of this.policy.update(this.state.allPolicies())) this.logger.warn('policy', 'policy left out', p);
+      }
+      if (change.workloads) this.reconcileLocalWorkloads();
+      if (change.policies || change.workloads) {
+        for (const { connection, reason } of this.tracker.reevaluate()) {
+          this.logger.info('policy', 'closed a connection that policy now denies', { 'src.addr': connection.info.srcAddr, 'dst.addr': connection.info.dstAddr, reason });
+        }
+      }
+    });
+    this.xds.subscribe(ADDRESS_TYPE_URL).subscribe(AUTHORIZATION_TYPE_URL).start();
+  }
+
+  private applyUpdate(u: XdsUpdate): void {
+    this.state.batch(() => {
+      if (u.typeUrl === ADDRESS_TYPE_URL) {
+        for (const r of u.updated) {
+          const a = r.value as Address;
+          if (a.type === 'workload') this.state.upsertWorkload(toWorkloadInfo(a.workload));
+          else this.state.upsertService(toServiceInfo(a.service));
+        }
+        for (const name of u.removed) if (!this.state.removeWorkload(name)) this.state.removeService(name);
+      } else if (u.typeUrl === AUTHORIZATION_TYPE_URL) {
+        for (const r of u.updated) this.state.upsertPolicy(toAuthorizationInfo(r.value as Authorization));
+        for (const name of u.removed) this.state.removePolicy(name);
+      }
+    });
+  }
+
+  /** Certificates and (in per-workload mode) inbound listeners follow the set of local workloads. */
+  private reconcileLocalWorkloads(): void {
+    if (this.lifecycle === 'draining' || this.lifecycle === 'closed') return;
+    const local = this.state.localWorkloads(this.config.node).filter((w) => w.tunnelProtocol === 'HBONE');
+    this.certs.reconcile(local.map((w) => workloadIdentity(w, this.config.trustDomain)));
+    if (this.config.inboundBind !== 'per-workload') return;
+    this.reconcileQueue = this.reconcileQueue.then(async () => {
+      const want = new Set(local.flatMap((w) => w.addresses.map(normalizeIp)));
+      for (const [ip, l] of this.inbound) {
+        if (want.has(ip)) continue;
+        this.inbound.delete(ip);
+        this.inboundErrors.delete(ip);
+        this.ownListeners.delete(`${ip}:${this.config.ports.hbone}`);
+        await Promise.allSettled([l.hbone.close(), l.plaintext ? closeServer(l.plaintext) : undefined]);
+      }
+      for (const ip of want) if (!this.inbound.has(ip) && this.lifecycle === 'running') await this.openInbound(ip, false);
+    });
+  }
+
+  private async openInbound(ip: string, wildcard: boolean): Promise<void> {
+    const hbone = new HboneServer({
+      credentials: (local) => {
+        const w = this.state.workloadByAddress(local.address);
+        if (!w || w.node !== this.config.node) {
+          throw new ZtunnelError('ERR_ZTUNNEL_NO_CERTIFICATE', `no local workload has address ${local.address}: no certificate to present`);
+        }
+        return this.certs.get(workloadIdentity(w, this.config.trustDomain));
+      },
+      handler: inboundHboneHandler(this.ctx, !wildcard),
+      drainTimeoutMs: this.config.drainTimeoutMs,
+      upstreamTimeoutMs: this.config.connectTimeoutMs,
+    });
+    hbone.on('tlsError', (err, remote) => this.logger.warn('inbound', 'HBONE handshake refused', { src: `${remote.address}:${remote.port}`, error: err.message, code: err.code }));
+    try {
+      const a = await hbone.listen(this.config.ports.hbone, ip);
+      const entry: { hbone: HboneServer; plaintext?: NetServer; address: string } = { hbone, address: this.own(a.address, a.port) };
+      this.inbound.set(ip, entry);
+      this.inboundErrors.delete(ip);
+      const plaintext = createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) => handlePlaintextInbound(this.ctx, socket));
+      try {
+        const p = await listenNet(plaintext, ip, this.config.ports.plaintext);
+        this.own(p.address, p.port);
+        entry.plaintext = plaintext;
+      } catch (err) {
+        this.logger.warn('inbound', 'plaintext listener not started', { address: ip, port: this.config.ports.plaintext, error: (err as Error).message });
+      }
+      this.logger.info('inbound', 'listening', { hbone: entry.address, workload_ip: wildcard ? '*' : ip });
+    } catch (err) {
+      hbone.destroy();
+      const why = (err as Error).message;
+      this.inboundErrors.set(ip, why);
+      this.logger.error('inbound', 'cannot open the HBONE listener', { address: ip, port: this.config.ports.hbone, error: why });
+      if (wildcard) throw new ZtunnelError('ERR_ZTUNNEL_LISTEN', `cannot listen for HBONE on ${ip}:${this.config.ports.hbone}: ${why}`, { cause: err });
+    }
+  }
+
+  private quit(reason: string): void {
+    this.logger.info('ztunnel', 'shutdown requested', { by: reason });
+    void this.close().then(() => this.onExit?.());
+  }
+}
+
+function readablePolicy(p: ReturnType<ProxyState['allPolicies']>[number]): unknown {
+  return JSON.parse(
+    JSON.stringify(p, (_k, v: unknown) => {
+      if (v instanceof Uint8Array && !Buffer.isBuffer(v)) return safeFormatIp(v);
+      if (v && typeof v === 'object' && (v as { type?: string }).type === 'Buffer' && Array.isArray((v as { data?: unknown }).data)) {
+        return safeFormatIp(Uint8Array.from((v as { data: number[] }).data));
+      }
+      return v;
+    }),
+  );
+}
+
+function safeFormatIp(b: Uint8Array): string {
+  try {
+    return formatIp(b);
+  } catch {
+    return Buffer.from(b).toString('hex');
+  }
+}
+
+function listenNet(server: NetServer, host: string, port: number): Promise<{ address: string; port: number }> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port, exclusive: true }, () => {
+      server.off('error', reject);
+      server.on('error', () => {});
+      const a = server.address();
+      resolve(typeof a === 'object' && a ? { address: a.address, port: a.port } : { address: host, port });
+    });
+  });
+}
+
+async function listenHttp(server: HttpServer, host: string, port: number, own: (a: string, p: number) => string): Promise<string> {
+  const a = await listenNet(server as unknown as NetServer, host, port);
+  return own(a.address, a.port);
+}
+
+function closeServer(server: NetServer): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+function closeHttp(server: HttpServer): Promise<void> {
+  server.closeIdleConnections();
+  return closeServer(server as unknown as NetServer);
+}
