@@ -101,6 +101,7 @@ export class Ztunnel {
   private closing?: Promise<void>;
   private reconcileQueue: Promise<void> = Promise.resolve();
   private readonly onExit: (() => void) | undefined;
+  private wasReady = false;
 
   private constructor(options: ZtunnelOptions, trustBundle: string) {
     const config = options.config;
@@ -123,7 +124,10 @@ export class Ztunnel {
     this.secrets = new SecretManager({
       fetcher: (identity, { signal }) => this.caClient.fetchCertificate(identity, { ttl: config.certTtlMs, signal }),
     });
-    this.certs = new LocalCertificates(this.secrets, this.logger, () => this.metrics.certificates.set(this.certs?.count ?? 0));
+    this.certs = new LocalCertificates(this.secrets, this.logger, () => {
+      this.metrics.certificates.set(this.certs?.count ?? 0);
+      this.noteReadiness();
+    });
     this.xds = new XdsClient({
       target: `${hostForAuthority(config.controlPlane.host)}:${config.controlPlane.port}`,
       credentials: grpc.credentials.createSsl(Buffer.from(trustBundle)),
@@ -168,8 +172,8 @@ export class Ztunnel {
       z.destroy();
       throw err;
     }
-    z.startSync();
     z.lifecycle = 'running';
+    z.startSync();
     z.logger.info('ztunnel', 'started', {
       node: z.config.node,
       node_id: xdsNodeId(z.config),
@@ -200,6 +204,14 @@ export class Ztunnel {
     if (!this.xds.isReady) pending.push('waiting for workloads and policies from the control plane');
     for (const id of this.certs.pending()) pending.push(`waiting for the certificate of ${id}`);
     for (const [ip, why] of this.inboundErrors) pending.push(`inbound listener for ${ip}: ${why}`);
+    if (this.config.inboundBind === 'per-workload') {
+      for (const w of this.state.localWorkloads(this.config.node)) {
+        if (w.tunnelProtocol !== 'HBONE') continue;
+        for (const ip of w.addresses.map(normalizeIp)) {
+          if (!this.inbound.has(ip) && !this.inboundErrors.has(ip)) pending.push(`opening the inbound listener for ${ip}`);
+        }
+      }
+    }
     return { ready: pending.length === 0, pending };
   }
 
@@ -355,7 +367,10 @@ export class Ztunnel {
     this.xds.on('nack', (r) => this.logger.warn('xds', 'rejected resources', { type: r.typeUrl, errors: r.errors.map((e) => `${e.name}: ${e.reason}`).join('; ') }));
     this.xds.on('connected', () => this.logger.info('xds', 'connected to the control plane'));
     this.xds.on('disconnected', (err) => this.logger.warn('xds', 'control plane connection lost; keeping the last configuration', { error: err.message }));
-    this.xds.on('ready', () => this.logger.info('xds', 'initial configuration received'));
+    this.xds.on('ready', () => {
+      this.logger.info('xds', 'initial configuration received');
+      this.noteReadiness();
+    });
     this.state.on('change', (change) => {
       if (change.policies) {
         for (const p of this.policy.update(this.state.allPolicies())) this.logger.warn('policy', 'policy left out', p);
@@ -366,6 +381,7 @@ export class Ztunnel {
           this.logger.info('policy', 'closed a connection that policy now denies', { 'src.addr': connection.info.srcAddr, 'dst.addr': connection.info.dstAddr, reason });
         }
       }
+      this.noteReadiness();
     });
     this.xds.subscribe(ADDRESS_TYPE_URL).subscribe(AUTHORIZATION_TYPE_URL).start();
   }
@@ -433,12 +449,26 @@ export class Ztunnel {
         this.logger.warn('inbound', 'plaintext listener not started', { address: ip, port: this.config.ports.plaintext, error: (err as Error).message });
       }
       this.logger.info('inbound', 'listening', { hbone: entry.address, workload_ip: wildcard ? '*' : ip });
+      this.noteReadiness();
     } catch (err) {
       hbone.destroy();
       const why = (err as Error).message;
       this.inboundErrors.set(ip, why);
       this.logger.error('inbound', 'cannot open the HBONE listener', { address: ip, port: this.config.ports.hbone, error: why });
       if (wildcard) throw new ZtunnelError('ERR_ZTUNNEL_LISTEN', `cannot listen for HBONE on ${ip}:${this.config.ports.hbone}: ${why}`, { cause: err });
+    }
+  }
+
+  /** Log the first transition to ready (scripts and tests wait for this line), and losses of readiness. */
+  private noteReadiness(): void {
+    if (this.lifecycle !== 'running') return;
+    const r = this.readiness_();
+    if (r.ready && !this.wasReady) {
+      this.wasReady = true;
+      this.logger.info('ztunnel', 'ready', { local_workloads: this.certs.summaries().length });
+    } else if (!r.ready && this.wasReady) {
+      this.wasReady = false;
+      this.logger.info('ztunnel', 'not ready', { pending: r.pending.join('; ') });
     }
   }
 
