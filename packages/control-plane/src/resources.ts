@@ -4,9 +4,6 @@
  * API (istio.workload.Address, istio.security.Authorization) and are what @ambient-ts/xds encodes.
  */
 
-export const ADDRESS_TYPE_URL = 'type.googleapis.com/istio.workload.Address';
-export const AUTHORIZATION_TYPE_URL = 'type.googleapis.com/istio.security.Authorization';
-
 export interface NetworkAddressResource {
   network: string;
   address: Uint8Array;
