@@ -96,7 +96,11 @@ export class TokenAuthenticator implements Authenticator {
     const token = bearerToken(call);
     if (token === undefined) return undefined;
     const hit = this.#table.get(tokenDigest(token));
-    if (!hit) throw new CaError('ERR_UNAUTHENTICATED', 'bearer token is not known to this CA: check the token file of the caller');
+    if (!hit)
+      throw new CaError(
+        'ERR_UNAUTHENTICATED',
+        'bearer token is not known to this CA: check the token file of the caller',
+      );
     return hit.node === undefined
       ? { identity: hit.identity, authenticator: this.name }
       : { identity: hit.identity, node: hit.node, authenticator: this.name };
@@ -123,13 +127,20 @@ async function readTokenFile(file: string): Promise<TokenEntry[]> {
   try {
     doc = JSON.parse(await readFile(file, 'utf8'));
   } catch (err) {
-    throw new CaError('ERR_TOKEN_FILE_INVALID', `token file ${file} cannot be read as JSON: ${(err as Error).message}`, {
-      cause: err,
-    });
+    throw new CaError(
+      'ERR_TOKEN_FILE_INVALID',
+      `token file ${file} cannot be read as JSON: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
   }
   const tokens = (doc as { tokens?: unknown })?.tokens;
   if (!Array.isArray(tokens)) {
-    throw new CaError('ERR_TOKEN_FILE_INVALID', `token file ${file} must be {"tokens": [{"token"|"sha256", "identity", "node"?}]}`);
+    throw new CaError(
+      'ERR_TOKEN_FILE_INVALID',
+      `token file ${file} must be {"tokens": [{"token"|"sha256", "identity", "node"?}]}`,
+    );
   }
   return tokens as TokenEntry[];
 }

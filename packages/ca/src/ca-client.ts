@@ -1,4 +1,3 @@
-import { createPublicKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { SpiffeId } from '@ambient-ts/identity';
 import { type CallOptions, Client, credentials, Metadata, type ServiceError, status } from '@grpc/grpc-js';
@@ -6,7 +5,7 @@ import { type CertificateInfo, issuedBy, parseCertificate } from './certificate-
 import { type Clock, systemClock } from './clock.js';
 import { createCsr } from './csr.js';
 import { CaError } from './errors.js';
-import { generateKey, type KeyType, privateKeyPem } from './keys.js';
+import { generateKey, type KeyType, privateKeyPem, spkiOf } from './keys.js';
 import { certificateDers } from './pem.js';
 import { CREATE_CERTIFICATE_PATH, decodeResponse, encodeRequest, IMPERSONATED_IDENTITY } from './proto.js';
 import type { TlsCredentials, WorkloadCertificate } from './workload-certificate.js';
@@ -63,7 +62,8 @@ export class CaClient {
   #closed = false;
 
   constructor(options: CaClientOptions) {
-    if (!options.address) throw new CaError('ERR_CA_CONFIG_INVALID', 'CaClient: address is required (host:port of the CA)');
+    if (!options.address)
+      throw new CaError('ERR_CA_CONFIG_INVALID', 'CaClient: address is required (host:port of the CA)');
     this.#opts = options;
     this.#clock = options.clock ?? systemClock;
   }
@@ -103,9 +103,13 @@ export class CaClient {
     try {
       return decodeResponse(response);
     } catch (err) {
-      throw new CaError('ERR_CA_RESPONSE_INVALID', `CA response is not an IstioCertificateResponse: ${(err as Error).message}`, {
-        cause: err,
-      });
+      throw new CaError(
+        'ERR_CA_RESPONSE_INVALID',
+        `CA response is not an IstioCertificateResponse: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
     }
   }
 
@@ -114,7 +118,10 @@ export class CaClient {
    * verifies the answer: the chain must lead to a root of the returned trust bundle, and the leaf must carry
    * `identity` and our public key.
    */
-  async fetchCertificate(identity: SpiffeId | string, options: FetchCertificateOptions = {}): Promise<WorkloadCertificate> {
+  async fetchCertificate(
+    identity: SpiffeId | string,
+    options: FetchCertificateOptions = {},
+  ): Promise<WorkloadCertificate> {
     const id = typeof identity === 'string' ? SpiffeId.parse(identity) : identity;
     const key = await generateKey(options.keyType ?? 'ec-p256');
     const csr = createCsr(key, id.toString());
@@ -124,7 +131,7 @@ export class CaClient {
       ...(impersonate ? { impersonatedIdentity: id.toString() } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
     });
-    const verified = verifyIssuedChain(chain, id.toString(), createPublicKey(key).export({ type: 'spki', format: 'der' }), this.#clock.now());
+    const verified = verifyIssuedChain(chain, id.toString(), spkiOf(key), this.#clock.now());
     return {
       identity: id.toString(),
       key: privateKeyPem(key),
@@ -152,9 +159,13 @@ export class CaClient {
       try {
         return (await readFile(this.#opts.tokenFile, 'utf8')).trim();
       } catch (err) {
-        throw new CaError('ERR_TOKEN_FILE_INVALID', `cannot read token file ${this.#opts.tokenFile}: ${(err as Error).message}`, {
-          cause: err,
-        });
+        throw new CaError(
+          'ERR_TOKEN_FILE_INVALID',
+          `cannot read token file ${this.#opts.tokenFile}: ${(err as Error).message}`,
+          {
+            cause: err,
+          },
+        );
       }
     }
     const t = this.#opts.token;
@@ -194,7 +205,12 @@ export interface VerifiedChain {
  * Verifies an Istio-form chain (leaf, intermediates…, trust bundle): each certificate is signed by the next,
  * the last by a root of the bundle, all valid at `now`; the leaf names `identity` and holds `spki`.
  */
-export function verifyIssuedChain(certChain: string[], identity: string, spki: Uint8Array | undefined, now: number): VerifiedChain {
+export function verifyIssuedChain(
+  certChain: string[],
+  identity: string,
+  spki: Uint8Array | undefined,
+  now: number,
+): VerifiedChain {
   const bad = (why: string, cause?: unknown): CaError =>
     new CaError('ERR_CA_RESPONSE_INVALID', `CA returned an unusable certificate chain: ${why}`, { cause });
   if (certChain.length < 2) throw bad(`expected the leaf and the trust bundle, got ${certChain.length} element(s)`);
@@ -217,7 +233,11 @@ export function verifyIssuedChain(certChain: string[], identity: string, spki: U
     }
     const parent = chain[i + 1];
     if (parent ? !issuedBy(c, parent) : !roots.some((r) => issuedBy(c, r))) {
-      throw bad(parent ? `certificate ${i} is not signed by certificate ${i + 1}` : 'the chain does not lead to a root of the trust bundle');
+      throw bad(
+        parent
+          ? `certificate ${i} is not signed by certificate ${i + 1}`
+          : 'the chain does not lead to a root of the trust bundle',
+      );
     }
   }
   return { leaf, chain, roots };
@@ -232,8 +252,14 @@ function fromStatus(err: ServiceError): CaError {
     status.FAILED_PRECONDITION,
   ].includes(err.code);
   return refused
-    ? new CaError('ERR_CA_REFUSED', `CA refused the request (${status[err.code]}): ${err.details}`, { cause: err, grpcCode: err.code })
-    : new CaError('ERR_CA_UNAVAILABLE', `CA call failed (${status[err.code]}): ${err.details}`, { cause: err, grpcCode: err.code });
+    ? new CaError('ERR_CA_REFUSED', `CA refused the request (${status[err.code]}): ${err.details}`, {
+        cause: err,
+        grpcCode: err.code,
+      })
+    : new CaError('ERR_CA_UNAVAILABLE', `CA call failed (${status[err.code]}): ${err.details}`, {
+        cause: err,
+        grpcCode: err.code,
+      });
 }
 
 function aborted(signal: AbortSignal): CaError {

@@ -3,12 +3,12 @@ import { EventEmitter } from 'node:events';
 import { SpiffeId } from '@ambient-ts/identity';
 import {
   type experimental,
+  experimental as grpcExperimental,
   Server,
   type ServerCredentials,
   type ServerUnaryCall,
   type sendUnaryData,
   status,
-  experimental as grpcExperimental,
 } from '@grpc/grpc-js';
 import {
   type AuthenticatedCaller,
@@ -91,7 +91,9 @@ export class CaServer extends EventEmitter<CaServerEvents> {
     this.#ca = options.ca;
     this.#clock = options.clock ?? systemClock;
     this.#authenticators = options.authenticators ?? [new ClientCertificateAuthenticator(options.ca)];
-    this.#trustedNodes = new Set((options.trustedNodeAccounts ?? []).map((id) => SpiffeId.parse(String(id)).toString()));
+    this.#trustedNodes = new Set(
+      (options.trustedNodeAccounts ?? []).map((id) => SpiffeId.parse(String(id)).toString()),
+    );
     this.#limiter = new FailureRateLimiter(this.#clock, options.rateLimit);
     this.#credentials = new ServingCredentials(options.ca, this.#clock, options.serving);
     this.#server = new Server({ 'grpc.max_receive_message_length': 64 * 1024 });
@@ -114,7 +116,10 @@ export class CaServer extends EventEmitter<CaServerEvents> {
           responseDeserialize: () => [],
         },
       },
-      { CreateCertificate: (call: ServerUnaryCall<DecodedRequest, string[]>, cb: sendUnaryData<string[]>) => void this.#handle(call, cb) },
+      {
+        CreateCertificate: (call: ServerUnaryCall<DecodedRequest, string[]>, cb: sendUnaryData<string[]>) =>
+          void this.#handle(call, cb),
+      },
     );
   }
 
@@ -178,16 +183,26 @@ export class CaServer extends EventEmitter<CaServerEvents> {
     const key = rateKey(ctx);
     if (this.#limiter.limited(key)) {
       this.stats.rateLimited++;
-      this.#refuse(cb, ctx, 'ERR_RATE_LIMITED', status.RESOURCE_EXHAUSTED, 'too many bad requests from this caller: slow down and fix the requests');
+      this.#refuse(
+        cb,
+        ctx,
+        'ERR_RATE_LIMITED',
+        status.RESOURCE_EXHAUSTED,
+        'too many bad requests from this caller: slow down and fix the requests',
+      );
       return;
     }
     try {
       const req = call.request;
-      if ('invalid' in req) throw new CaError('ERR_CSR_INVALID', `request is not an IstioCertificateRequest: ${req.invalid.message}`);
+      if ('invalid' in req)
+        throw new CaError('ERR_CSR_INVALID', `request is not an IstioCertificateRequest: ${req.invalid.message}`);
       const caller = await this.#authenticate(ctx);
       const identity = await this.#authorize(caller, req);
       if (!Number.isSafeInteger(req.validityDuration) || req.validityDuration < 0) {
-        throw new CaError('ERR_TTL_INVALID', `validity_duration must be a non-negative number of seconds, got ${req.validityDuration}`);
+        throw new CaError(
+          'ERR_TTL_INVALID',
+          `validity_duration must be a non-negative number of seconds, got ${req.validityDuration}`,
+        );
       }
       const issued = await this.#ca.sign(req.csr, {
         identity,
@@ -207,7 +222,10 @@ export class CaServer extends EventEmitter<CaServerEvents> {
       const grpcCode = (code && GRPC_CODE[code]) ?? status.INTERNAL;
       if (PENALISED.has(grpcCode)) this.#limiter.penalize(key);
       // Unexpected failures are not described to the caller: they may carry internal detail.
-      const message = grpcCode === status.INTERNAL ? 'the CA failed to issue the certificate; see the CA logs' : (err as Error).message;
+      const message =
+        grpcCode === status.INTERNAL
+          ? 'the CA failed to issue the certificate; see the CA logs'
+          : (err as Error).message;
       this.#refuse(cb, ctx, code ?? 'ERR_INTERNAL', grpcCode, message);
     }
   }
@@ -215,13 +233,19 @@ export class CaServer extends EventEmitter<CaServerEvents> {
   async #authenticate(ctx: CallContext): Promise<AuthenticatedCaller> {
     const clusterId = ctx.metadata('clusterid');
     if (this.#opts.clusterId && clusterId && clusterId !== this.#opts.clusterId) {
-      throw new CaError('ERR_PERMISSION_DENIED', `cluster ${JSON.stringify(clusterId)} is not served by this CA (it serves ${this.#opts.clusterId})`);
+      throw new CaError(
+        'ERR_PERMISSION_DENIED',
+        `cluster ${JSON.stringify(clusterId)} is not served by this CA (it serves ${this.#opts.clusterId})`,
+      );
     }
     for (const a of this.#authenticators) {
       const caller = await a.authenticate(ctx);
       if (caller) return caller;
     }
-    throw new CaError('ERR_UNAUTHENTICATED', 'no credentials: send "authorization: Bearer <token>" metadata or a client certificate issued by this CA');
+    throw new CaError(
+      'ERR_UNAUTHENTICATED',
+      'no credentials: send "authorization: Bearer <token>" metadata or a client certificate issued by this CA',
+    );
   }
 
   async #authorize(caller: AuthenticatedCaller, req: CertificateRequestMessage): Promise<SpiffeId> {
@@ -229,7 +253,10 @@ export class CaServer extends EventEmitter<CaServerEvents> {
     if (wanted === undefined || wanted === '' || wanted === caller.identity.toString()) return caller.identity;
     const who = caller.identity.toString();
     if (!this.#trustedNodes.has(who)) {
-      throw new CaError('ERR_PERMISSION_DENIED', `${who} may not request certificates for other identities: it is not a trusted node account`);
+      throw new CaError(
+        'ERR_PERMISSION_DENIED',
+        `${who} may not request certificates for other identities: it is not a trusted node account`,
+      );
     }
     if (!caller.node) {
       throw new CaError('ERR_PERMISSION_DENIED', `${who} may impersonate only with a credential that names its node`);
@@ -242,12 +269,21 @@ export class CaServer extends EventEmitter<CaServerEvents> {
     }
     const check = this.#opts.isWorkloadOnNode;
     if (!check || !(await check(caller.node, target))) {
-      throw new CaError('ERR_PERMISSION_DENIED', `no workload with identity ${target} runs on node ${caller.node}, so ${who} may not request its certificate`);
+      throw new CaError(
+        'ERR_PERMISSION_DENIED',
+        `no workload with identity ${target} runs on node ${caller.node}, so ${who} may not request its certificate`,
+      );
     }
     return target;
   }
 
-  #refuse(cb: sendUnaryData<string[]>, ctx: CallContext, code: CaErrorCode | 'ERR_INTERNAL', grpcCode: number, message: string): void {
+  #refuse(
+    cb: sendUnaryData<string[]>,
+    ctx: CallContext,
+    code: CaErrorCode | 'ERR_INTERNAL',
+    grpcCode: number,
+    message: string,
+  ): void {
     this.stats.refused++;
     cb({ code: grpcCode, details: message, name: 'CaError', message });
     this.emit('refused', { code, grpcCode, message, peer: ctx.peer });
@@ -284,7 +320,10 @@ class ServingCredentials implements experimental.CertificateProvider {
   constructor(ca: CertificateAuthority, clock: Clock, names?: { dnsNames?: string[]; ipAddresses?: string[] }) {
     this.#ca = ca;
     this.#clock = clock;
-    this.#names = { dnsNames: names?.dnsNames ?? ['localhost'], ipAddresses: names?.ipAddresses ?? ['127.0.0.1', '::1'] };
+    this.#names = {
+      dnsNames: names?.dnsNames ?? ['localhost'],
+      ipAddresses: names?.ipAddresses ?? ['127.0.0.1', '::1'],
+    };
   }
 
   async start(): Promise<ServerCredentials> {
@@ -307,7 +346,8 @@ class ServingCredentials implements experimental.CertificateProvider {
     const issued = await this.#ca.issue({ dnsNames: this.#names.dnsNames, ipAddresses: this.#names.ipAddresses });
     this.current = { key: issued.key, chain: issued.chain, bundle: issued.trustBundle };
     for (const l of this.#caListeners) l({ caCertificate: Buffer.from(issued.trustBundle) });
-    for (const l of this.#idListeners) l({ certificate: Buffer.from(issued.chain.join('')), privateKey: Buffer.from(issued.key) });
+    for (const l of this.#idListeners)
+      l({ certificate: Buffer.from(issued.chain.join('')), privateKey: Buffer.from(issued.key) });
     this.#timer?.cancel();
     const half = (issued.notAfter.getTime() - issued.notBefore.getTime()) / 2;
     const due = issued.notBefore.getTime() + half - this.#clock.now();
@@ -334,7 +374,8 @@ class ServingCredentials implements experimental.CertificateProvider {
     this.#idListeners.add(l);
     queueMicrotask(() => {
       const c = this.current;
-      if (c && this.#idListeners.has(l)) l({ certificate: Buffer.from(c.chain.join('')), privateKey: Buffer.from(c.key) });
+      if (c && this.#idListeners.has(l))
+        l({ certificate: Buffer.from(c.chain.join('')), privateKey: Buffer.from(c.key) });
     });
   }
   removeIdentityCertificateListener(l: experimental.IdentityCertificateUpdateListener): void {

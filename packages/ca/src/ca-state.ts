@@ -98,7 +98,8 @@ export async function loadState(dir: string): Promise<LoadedState | undefined> {
     if (r.activateAt !== undefined) rec.activateAt = time(dir, where, 'activateAt', r.activateAt);
     if (r.retireAt !== undefined) rec.retireAt = time(dir, where, 'retireAt', r.retireAt);
     if (r.status !== 'retiring') {
-      if (typeof r.key !== 'string' || !/^keys\/[0-9a-f]+\.pem$/.test(r.key)) throw corrupt(dir, `${where}.key is missing`);
+      if (typeof r.key !== 'string' || !/^keys\/[0-9a-f]+\.pem$/.test(r.key))
+        throw corrupt(dir, `${where}.key is missing`);
       let signer: KeySigner;
       try {
         signer = KeySigner.fromPem(await readFile(join(dir, r.key)), r.key);
@@ -112,16 +113,24 @@ export async function loadState(dir: string): Promise<LoadedState | undefined> {
       rec.keyFile = r.key;
     }
     if (r.status === 'next' && rec.activateAt === undefined) throw corrupt(dir, `${where} (next) has no activateAt`);
-    if (r.status === 'retiring' && rec.retireAt === undefined) throw corrupt(dir, `${where} (retiring) has no retireAt`);
+    if (r.status === 'retiring' && rec.retireAt === undefined)
+      throw corrupt(dir, `${where} (retiring) has no retireAt`);
     roots.push(rec);
   }
-  if (roots.filter((r) => r.status === 'active').length !== 1) throw corrupt(dir, `${STATE_FILE} must hold exactly one active root`);
-  if (roots.filter((r) => r.status === 'next').length > 1) throw corrupt(dir, `${STATE_FILE} holds more than one next root`);
+  if (roots.filter((r) => r.status === 'active').length !== 1)
+    throw corrupt(dir, `${STATE_FILE} must hold exactly one active root`);
+  if (roots.filter((r) => r.status === 'next').length > 1)
+    throw corrupt(dir, `${STATE_FILE} holds more than one next root`);
   return { trustDomain: stored.trustDomain, roots };
 }
 
 /** Persists `roots` (see the commit order above). Keys of roots no longer holding one are deleted afterwards. */
-export async function saveState(dir: string, trustDomain: string, roots: RootRecord[], previousKeys: string[]): Promise<void> {
+export async function saveState(
+  dir: string,
+  trustDomain: string,
+  roots: RootRecord[],
+  previousKeys: string[],
+): Promise<void> {
   await mkdir(join(dir, KEY_DIR), { recursive: true, mode: 0o700 });
   for (const r of roots) {
     if (!r.signer) continue;
@@ -138,7 +147,11 @@ export async function saveState(dir: string, trustDomain: string, roots: RootRec
     version: 1,
     trustDomain,
     roots: roots.map((r) => {
-      const s: StoredRoot = { cert: r.cert.pem, status: r.status, introducedAt: new Date(r.introducedAt).toISOString() };
+      const s: StoredRoot = {
+        cert: r.cert.pem,
+        status: r.status,
+        introducedAt: new Date(r.introducedAt).toISOString(),
+      };
       if (r.signer && r.keyFile) s.key = r.keyFile;
       if (r.activateAt !== undefined) s.activateAt = new Date(r.activateAt).toISOString();
       if (r.retireAt !== undefined) s.retireAt = new Date(r.retireAt).toISOString();

@@ -45,7 +45,8 @@ export async function loadCacerts(dir: string, signer?: Signer): Promise<Plugged
   if (!key.publicKey.equals(issuer.publicKey)) {
     throw bad(dir, `${signer ? 'the Signer' : 'ca-key.pem'} does not hold the key of ca-cert.pem`);
   }
-  for (const r of roots) if (!r.selfSigned) throw bad(dir, `root-cert.pem holds a certificate that is not self-signed (serial ${r.serial})`);
+  for (const r of roots)
+    if (!r.selfSigned) throw bad(dir, `root-cert.pem holds a certificate that is not self-signed (serial ${r.serial})`);
 
   // Walk from the issuer up to a root, using cert-chain.pem for the intermediates.
   const intermediates: CertificateInfo[] = [];
@@ -57,7 +58,10 @@ export async function loadCacerts(dir: string, signer?: Signer): Promise<Plugged
     if (root) break;
     const parent = chain.find((c) => c.fingerprint !== current.fingerprint && issuedBy(current, c));
     if (!parent || depth > 8) {
-      throw bad(dir, `cannot build a chain from ca-cert.pem to a root of root-cert.pem: add the missing intermediates to cert-chain.pem`);
+      throw bad(
+        dir,
+        `cannot build a chain from ca-cert.pem to a root of root-cert.pem: add the missing intermediates to cert-chain.pem`,
+      );
     }
     current = parent;
   }

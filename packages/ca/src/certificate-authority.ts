@@ -1,7 +1,7 @@
-import { createPublicKey, randomBytes, type X509Certificate } from 'node:crypto';
+import { randomBytes, type X509Certificate } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';
-import { DEFAULT_TRUST_DOMAIN, IdentityError, SpiffeId, validateTrustDomain } from '@ambient-ts/identity';
+import { DEFAULT_TRUST_DOMAIN, type IdentityError, SpiffeId, validateTrustDomain } from '@ambient-ts/identity';
 import { loadState, type RootRecord, type RootStatus, saveState } from './ca-state.js';
 import { loadCacerts } from './cacerts.js';
 import {
@@ -18,11 +18,11 @@ import {
 } from './certificate-builder.js';
 import { type CertificateInfo, issuedBy, parseCertificate } from './certificate-info.js';
 import { type Clock, systemClock, type Timer } from './clock.js';
-import { bitStringBytes, child, children, readWhole, TAG } from './der.js';
 import { parseCsr } from './csr.js';
-import { CaError } from './errors.js';
+import { bitStringBytes, child, children, readWhole, TAG } from './der.js';
 import { formatDuration } from './duration.js';
-import { generateKey, type KeyType, privateKeyPem } from './keys.js';
+import { CaError } from './errors.js';
+import { generateKey, type KeyType, privateKeyPem, spkiOf } from './keys.js';
 import { certificateDers, toPem } from './pem.js';
 import { KeySigner, type Signer } from './signer.js';
 
@@ -199,7 +199,10 @@ export class CertificateAuthority extends EventEmitter<CertificateAuthorityEvent
       return new CertificateAuthority(opts, 'plugged-in', [], { ctx, roots: p.roots }, true);
     }
     if (opts.signer) {
-      throw new CaError('ERR_CA_CONFIG_INVALID', 'a Signer is used with cacertsDir (a plugged-in CA); a self-signed root keeps its own key');
+      throw new CaError(
+        'ERR_CA_CONFIG_INVALID',
+        'a Signer is used with cacertsDir (a plugged-in CA); a self-signed root keeps its own key',
+      );
     }
     if (opts.stateDir) {
       const loaded = await loadState(opts.stateDir);
@@ -261,11 +264,14 @@ export class CertificateAuthority extends EventEmitter<CertificateAuthorityEvent
     this.#checkOpen();
     const identity = options.identity === undefined ? '' : this.#identity(options.identity);
     if (!identity && !options.dnsNames?.length && !options.ipAddresses?.length) {
-      throw new CaError('ERR_IDENTITY_INVALID', 'issue() needs an identity, DNS names or IP addresses to name the certificate');
+      throw new CaError(
+        'ERR_IDENTITY_INVALID',
+        'issue() needs an identity, DNS names or IP addresses to name the certificate',
+      );
     }
     const ttl = this.#ttl(options.ttl);
     const key = await generateKey(options.keyType ?? 'ec-p256');
-    const spki = createPublicKey(key).export({ type: 'spki', format: 'der' });
+    const spki = spkiOf(key);
     const names: { uris?: string[]; dnsNames?: string[]; ipAddresses?: string[] } = {
       dnsNames: options.dnsNames ?? [],
       ipAddresses: options.ipAddresses ?? [],
@@ -286,7 +292,9 @@ export class CertificateAuthority extends EventEmitter<CertificateAuthorityEvent
       if (!der) throw new Error('no PEM certificate');
       info = parseCertificate(der);
     } catch (err) {
-      throw new CaError('ERR_UNAUTHENTICATED', `client certificate cannot be parsed: ${(err as Error).message}`, { cause: err });
+      throw new CaError('ERR_UNAUTHENTICATED', `client certificate cannot be parsed: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
     const candidates = [this.#ctx.issuer, ...this.#rootCerts()];
     if (!candidates.some((c) => issuedBy(info, c))) {
@@ -294,12 +302,18 @@ export class CertificateAuthority extends EventEmitter<CertificateAuthorityEvent
     }
     const now = this.#clock.now();
     if (now < info.notBefore.getTime() || now > info.notAfter.getTime()) {
-      throw new CaError('ERR_UNAUTHENTICATED', `client certificate is not valid now (valid ${info.notBefore.toISOString()} to ${info.notAfter.toISOString()})`);
+      throw new CaError(
+        'ERR_UNAUTHENTICATED',
+        `client certificate is not valid now (valid ${info.notBefore.toISOString()} to ${info.notAfter.toISOString()})`,
+      );
     }
     const first = info.uris[0];
     const id = first === undefined ? undefined : SpiffeId.tryParse(first);
-    if (!id || !id.inTrustDomain(this.trustDomain)) {
-      throw new CaError('ERR_UNAUTHENTICATED', `client certificate carries no SPIFFE identity of trust domain ${this.trustDomain}`);
+    if (!id?.inTrustDomain(this.trustDomain)) {
+      throw new CaError(
+        'ERR_UNAUTHENTICATED',
+        `client certificate carries no SPIFFE identity of trust domain ${this.trustDomain}`,
+      );
     }
     return id;
   }
@@ -313,7 +327,10 @@ export class CertificateAuthority extends EventEmitter<CertificateAuthorityEvent
     return this.#serial(async () => {
       this.#checkOpen();
       if (this.mode !== 'self-signed') {
-        throw new CaError('ERR_CA_CONFIG_INVALID', 'a plugged-in CA is rotated by its operator: put the new root in root-cert.pem and reload');
+        throw new CaError(
+          'ERR_CA_CONFIG_INVALID',
+          'a plugged-in CA is rotated by its operator: put the new root in root-cert.pem and reload',
+        );
       }
       if (this.#roots.some((r) => r.status === 'next')) {
         throw new CaError('ERR_CA_CONFIG_INVALID', 'a root rotation is already in progress');
@@ -363,7 +380,10 @@ export class CertificateAuthority extends EventEmitter<CertificateAuthorityEvent
       throw new CaError('ERR_IDENTITY_INVALID', (err as IdentityError).message, { cause: err });
     }
     if (!id.inTrustDomain(this.trustDomain)) {
-      throw new CaError('ERR_IDENTITY_INVALID', `identity ${id} is not in trust domain ${this.trustDomain}, which this CA serves`);
+      throw new CaError(
+        'ERR_IDENTITY_INVALID',
+        `identity ${id} is not in trust domain ${this.trustDomain}, which this CA serves`,
+      );
     }
     return id.toString();
   }
@@ -371,7 +391,10 @@ export class CertificateAuthority extends EventEmitter<CertificateAuthorityEvent
   #ttl(ttl: number | undefined): number {
     if (ttl === undefined) return this.defaultTtl;
     if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0) {
-      throw new CaError('ERR_TTL_INVALID', `certificate lifetime must be a positive number of milliseconds, got ${String(ttl)}`);
+      throw new CaError(
+        'ERR_TTL_INVALID',
+        `certificate lifetime must be a positive number of milliseconds, got ${String(ttl)}`,
+      );
     }
     if (ttl > this.maxTtl) {
       throw new CaError(
@@ -420,7 +443,9 @@ export class CertificateAuthority extends EventEmitter<CertificateAuthorityEvent
       chain,
       trustBundle: ctx.bundlePem,
       certChain: [...chain, ctx.bundlePem],
-      serial: Buffer.from(serial).toString('hex').replace(/^0+(?=.)/, ''),
+      serial: Buffer.from(serial)
+        .toString('hex')
+        .replace(/^0+(?=.)/, ''),
       notBefore: new Date(Math.floor((now - BACKDATE) / 1000) * 1000),
       notAfter: new Date(Math.floor(notAfter / 1000) * 1000),
     };
@@ -432,7 +457,12 @@ export class CertificateAuthority extends EventEmitter<CertificateAuthorityEvent
 
   #refreshContext(): void {
     const active = this.#roots.find((r) => r.status === 'active') as RootRecord;
-    this.#ctx = makeContext(active.cert, active.signer as Signer, [], this.#roots.map((r) => r.cert));
+    this.#ctx = makeContext(
+      active.cert,
+      active.signer as Signer,
+      [],
+      this.#roots.map((r) => r.cert),
+    );
   }
 
   #activationDelay(): number {
@@ -555,7 +585,7 @@ async function createRoot(
   now: number,
 ): Promise<{ cert: CertificateInfo; signer: KeySigner }> {
   const signer = new KeySigner(await generateKey(opts.rootKeyType ?? 'ec-p256'));
-  const spki = signer.publicKey.export({ type: 'spki', format: 'der' });
+  const spki = spkiOf(signer.publicKey);
   const keyId = keyIdentifier(spkiKeyBits(spki));
   // A distinct CN per root keeps chain building unambiguous while two roots share the bundle.
   const name = distinguishedName({

@@ -1,23 +1,16 @@
-import { createHash, createPublicKey, type KeyObject, X509Certificate } from 'node:crypto';
-import { uriSans } from '@ambient-ts/identity';
-import {
-  bitStringBytes,
-  child,
-  children,
-  DerError,
-  decodeOid,
-  decodeTime,
-  readWhole,
-  TAG,
-} from './der.js';
+import { createHash, type KeyObject, verify, X509Certificate } from 'node:crypto';
+import { bitStringBytes, child, children, DerError, decodeOid, decodeTime, readWhole, TAG } from './der.js';
 import { CaError } from './errors.js';
+import { publicKeyFromSpki } from './keys.js';
 import { certificateDers, toPem } from './pem.js';
+import { hashForSignatureOid } from './signer.js';
 
 /** What the CA needs to know about a certificate, parsed once from its DER. */
 export interface CertificateInfo {
   der: Buffer;
   pem: string;
-  x509: X509Certificate;
+  /** Node's view of the certificate, built on first use (OpenSSL's decoder is slow; the hot paths avoid it). */
+  readonly x509: X509Certificate;
   /** Serial number, lowercase hex without leading zeros. */
   serial: string;
   /** SHA-256 of the DER, lowercase hex: a stable name for the certificate. */
@@ -35,18 +28,26 @@ export interface CertificateInfo {
   notAfter: Date;
   isCa: boolean;
   selfSigned: boolean;
+  /** URI SANs, in order (the first is the SPIFFE identity of a mesh certificate). */
   uris: string[];
+  /** The signed part, its signature algorithm (OID) and signature, for verifying against an issuer. */
+  tbs: Buffer;
+  signatureOid: string;
+  signature: Buffer;
 }
 
 export function parseCertificate(input: Uint8Array): CertificateInfo {
   const der = Buffer.from(input);
   try {
     const cert = children(readWhole(der, TAG.SEQUENCE));
-    const tbs = children(child(cert, 0, TAG.SEQUENCE));
+    const tbsEl = child(cert, 0, TAG.SEQUENCE);
+    const tbs = children(tbsEl);
+    const signatureOid = decodeOid(child(children(child(cert, 1, TAG.SEQUENCE)), 0, TAG.OID).value);
+    const signature = Buffer.from(bitStringBytes(child(cert, 2, TAG.BIT_STRING)));
     let i = 0;
     if (tbs[0]?.tag === 0xa0) i++; // [0] version
     const serial = child(tbs, i++, TAG.INTEGER);
-    i++; // signature algorithm
+    i++; // signature algorithm (repeated outside the TBS)
     const issuer = child(tbs, i++, TAG.SEQUENCE);
     const validity = children(child(tbs, i++, TAG.SEQUENCE));
     const subject = child(tbs, i++, TAG.SEQUENCE);
@@ -54,13 +55,14 @@ export function parseCertificate(input: Uint8Array): CertificateInfo {
     let ski: Buffer | undefined;
     let aki: Buffer | undefined;
     let isCa = false;
+    const uris: string[] = [];
     for (; i < tbs.length; i++) {
       const el = tbs[i];
       if (el?.tag !== 0xa3) continue;
       for (const ext of children(child(children(el), 0, TAG.SEQUENCE))) {
         const parts = children(ext);
         const id = decodeOid(child(parts, 0, TAG.OID).value);
-        const value = (parts[parts.length - 1] as { value: Uint8Array }).value;
+        const value = child(parts, parts.length - 1, TAG.OCTET_STRING).value;
         if (id === '2.5.29.14') ski = Buffer.from(readWhole(value, TAG.OCTET_STRING).value);
         else if (id === '2.5.29.35') {
           const first = children(readWhole(value, TAG.SEQUENCE))[0];
@@ -68,40 +70,62 @@ export function parseCertificate(input: Uint8Array): CertificateInfo {
         } else if (id === '2.5.29.19') {
           const bc = children(readWhole(value, TAG.SEQUENCE));
           isCa = bc[0]?.tag === TAG.BOOLEAN && bc[0].value[0] !== 0;
+        } else if (id === '2.5.29.17') {
+          // GeneralNames: uniformResourceIdentifier is [6] IMPLICIT IA5String.
+          for (const name of children(readWhole(value, TAG.SEQUENCE))) {
+            if (name.tag === 0x86) uris.push(Buffer.from(name.value).toString('latin1'));
+          }
         }
       }
     }
-    const spkiParts = children(spki);
-    const keyBits = bitStringBytes(child(spkiParts, 1, TAG.BIT_STRING));
-    const x509 = new X509Certificate(der);
-    const publicKey = createPublicKey({ key: Buffer.from(spki.bytes), format: 'der', type: 'spki' });
+    const keyBits = bitStringBytes(child(children(spki), 1, TAG.BIT_STRING));
+    const publicKey = publicKeyFromSpki(spki.bytes);
     const issuerName = Buffer.from(issuer.bytes);
     const subjectName = Buffer.from(subject.bytes);
-    const selfSigned = issuerName.equals(subjectName) && x509.verify(publicKey);
-    const keyId = ski ?? createHash('sha1').update(keyBits).digest();
+    let x509: X509Certificate | undefined;
     const info: CertificateInfo = {
       der,
       pem: toPem('CERTIFICATE', der),
-      x509,
-      serial: Buffer.from(serial.value).toString('hex').replace(/^0+(?=.)/, ''),
+      get x509() {
+        x509 ??= new X509Certificate(der);
+        return x509;
+      },
+      serial: Buffer.from(serial.value)
+        .toString('hex')
+        .replace(/^0+(?=.)/, ''),
       fingerprint: createHash('sha256').update(der).digest('hex'),
       issuerName,
       subjectName,
       spki: Buffer.from(spki.bytes),
       publicKey,
-      keyId,
+      keyId: ski ?? createHash('sha1').update(keyBits).digest(),
       notBefore: decodeTime(child(validity, 0)),
       notAfter: decodeTime(child(validity, 1)),
       isCa,
-      selfSigned,
-      uris: uriSans(x509),
+      selfSigned: false,
+      uris,
+      tbs: Buffer.from(tbsEl.bytes),
+      signatureOid,
+      signature,
     };
     if (aki) info.authorityKeyId = aki;
+    info.selfSigned = issuerName.equals(subjectName) && verifySignature(info, publicKey);
     return info;
   } catch (err) {
     if (err instanceof CaError) throw err;
     const why = err instanceof DerError ? err.message : (err as Error).message;
     throw new CaError('ERR_CERTIFICATE_INVALID', `not a valid X.509 certificate: ${why}`, { cause: err });
+  }
+}
+
+/** True when `key` verifies the certificate's signature (false for unsupported algorithms). */
+export function verifySignature(cert: CertificateInfo, key: KeyObject): boolean {
+  const hash = hashForSignatureOid(cert.signatureOid);
+  if (!hash) return false;
+  try {
+    return verify(hash, cert.tbs, key, cert.signature);
+  } catch {
+    return false;
   }
 }
 
@@ -124,5 +148,5 @@ export function parseCertificates(pem: string | Buffer, what: string): Certifica
 export function issuedBy(cert: CertificateInfo, issuer: CertificateInfo): boolean {
   if (!cert.issuerName.equals(issuer.subjectName)) return false;
   if (cert.authorityKeyId && !cert.authorityKeyId.equals(issuer.keyId)) return false;
-  return cert.x509.verify(issuer.publicKey);
+  return verifySignature(cert, issuer.publicKey);
 }

@@ -79,7 +79,8 @@ async function init(args: string[], io: CliIo): Promise<number> {
   const dir = positionals[0];
   if (!dir || positionals.length > 1) return usage(io, 'init needs exactly one directory');
   const keyType = values['key-type'] as KeyType | undefined;
-  if (keyType !== undefined && !KEY_TYPES.includes(keyType)) return usage(io, `--key-type must be one of ${KEY_TYPES.join(', ')}`);
+  if (keyType !== undefined && !KEY_TYPES.includes(keyType))
+    return usage(io, `--key-type must be one of ${KEY_TYPES.join(', ')}`);
   const stateDir = resolve(dir);
   if (await exists(join(stateDir, 'ca-state.json'))) {
     io.err(`ambient-ca init: ${stateDir} already holds a CA; refusing to create another over it`);
@@ -117,11 +118,14 @@ async function issue(args: string[], io: CliIo): Promise<number> {
   if (values.help) return help(io);
   if (positionals.length) return usage(io, `unexpected argument ${JSON.stringify(positionals[0])}`);
   if (!values.ca) return usage(io, 'issue needs --ca <dir> (a CA state directory or a cacerts folder)');
-  if (!values.identity && !values.dns?.length && !values.ip?.length) return usage(io, 'issue needs --identity (or --dns/--ip)');
+  if (!values.identity && !values.dns?.length && !values.ip?.length)
+    return usage(io, 'issue needs --identity (or --dns/--ip)');
   const caDir = resolve(values.ca);
   const plugged = !(await exists(join(caDir, 'ca-state.json'))) && (await exists(join(caDir, 'ca-cert.pem')));
   if (!plugged && !(await exists(join(caDir, 'ca-state.json')))) {
-    io.err(`ambient-ca issue: ${caDir} holds neither a CA state (ca-state.json) nor a cacerts folder (ca-cert.pem): run "ambient-ca init ${values.ca}" first`);
+    io.err(
+      `ambient-ca issue: ${caDir} holds neither a CA state (ca-state.json) nor a cacerts folder (ca-cert.pem): run "ambient-ca init ${values.ca}" first`,
+    );
     return 1;
   }
   const identity = values.identity ? SpiffeId.parse(values.identity).toString() : undefined;
@@ -154,7 +158,11 @@ async function issue(args: string[], io: CliIo): Promise<number> {
 }
 
 async function inspect(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } });
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { help: { type: 'boolean', short: 'h' } },
+  });
   if (values.help) return help(io);
   const file = positionals[0];
   if (!file || positionals.length > 1) return usage(io, 'inspect needs exactly one PEM file');
@@ -168,7 +176,9 @@ async function inspect(args: string[], io: CliIo): Promise<number> {
   const certs = parseCertificates(pem, file);
   const now = io.now?.() ?? Date.now();
   certs.forEach((c, i) => {
-    io.out(`certificate ${i}${certs.length > 1 ? ` of ${certs.length}` : ''}: ${c.isCa ? 'CA' : 'leaf'}${c.selfSigned ? ', self-signed root' : ''}`);
+    io.out(
+      `certificate ${i}${certs.length > 1 ? ` of ${certs.length}` : ''}: ${c.isCa ? 'CA' : 'leaf'}${c.selfSigned ? ', self-signed root' : ''}`,
+    );
     const spiffe = c.uris.find((u) => SpiffeId.tryParse(u));
     if (spiffe) io.out(`  identity:    ${spiffe}`);
     const sans = c.x509.subjectAltName;
@@ -179,7 +189,9 @@ async function inspect(args: string[], io: CliIo): Promise<number> {
     io.out(`  valid:       ${c.notBefore.toISOString()} to ${c.notAfter.toISOString()} (${validity(c, now)})`);
     const key = c.publicKey;
     const details = key.asymmetricKeyDetails;
-    io.out(`  key:         ${key.asymmetricKeyType}${details?.namedCurve ? ` ${details.namedCurve}` : ''}${details?.modulusLength ? ` ${details.modulusLength} bits` : ''}`);
+    io.out(
+      `  key:         ${key.asymmetricKeyType}${details?.namedCurve ? ` ${details.namedCurve}` : ''}${details?.modulusLength ? ` ${details.modulusLength} bits` : ''}`,
+    );
     io.out(`  sha256:      ${c.fingerprint}`);
     const parent = certs[i + 1];
     if (parent) io.out(`  signed by certificate ${i + 1}: ${issuedBy(c, parent) ? 'yes' : 'NO'}`);

@@ -1,4 +1,4 @@
-import { createPublicKey, type KeyObject, sign, verify } from 'node:crypto';
+import { type KeyObject, sign, verify } from 'node:crypto';
 import { subjectAltName } from './certificate-builder.js';
 import {
   bitString,
@@ -16,6 +16,7 @@ import {
   TAG,
 } from './der.js';
 import { CaError } from './errors.js';
+import { publicKeyFromSpki, spkiOf } from './keys.js';
 import { pemBlocks, toPem } from './pem.js';
 import { algorithmIdentifier, hashForSignatureOid, signatureAlgorithmFor } from './signer.js';
 
@@ -37,7 +38,7 @@ export interface ParsedCsr {
  */
 export function createCsr(privateKey: KeyObject, uri: string): string {
   const alg = signatureAlgorithmFor(privateKey);
-  const spki = createPublicKey(privateKey).export({ type: 'spki', format: 'der' });
+  const spki = spkiOf(privateKey);
   const extensions = sequence(subjectAltName({ uris: [uri] }, true));
   const info = sequence(
     smallInteger(0),
@@ -56,7 +57,9 @@ export function parseCsr(input: string | Uint8Array): ParsedCsr {
   if (size > MAX_CSR_BYTES) throw invalid(`it is ${size} bytes; at most ${MAX_CSR_BYTES} are accepted`);
   let der: Uint8Array;
   if (typeof input === 'string') {
-    const block = pemBlocks(input).find((b) => b.label === 'CERTIFICATE REQUEST' || b.label === 'NEW CERTIFICATE REQUEST');
+    const block = pemBlocks(input).find(
+      (b) => b.label === 'CERTIFICATE REQUEST' || b.label === 'NEW CERTIFICATE REQUEST',
+    );
     if (!block) throw invalid('no PEM "CERTIFICATE REQUEST" block found');
     der = block.der;
   } else {
@@ -84,7 +87,7 @@ export function parseCsr(input: string | Uint8Array): ParsedCsr {
   if (!hash) throw invalid(`signature algorithm ${sigOid} is not supported: use ECDSA with SHA-256`);
   let publicKey: KeyObject;
   try {
-    publicKey = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
+    publicKey = publicKeyFromSpki(spki);
   } catch (err) {
     throw invalid('its public key cannot be decoded', err);
   }

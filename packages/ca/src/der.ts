@@ -130,14 +130,15 @@ export function time(date: Date): Uint8Array {
 
 export function decodeTime(el: DerElement): Date {
   const s = new TextDecoder().decode(el.value);
-  let m: RegExpExecArray | null;
-  if (el.tag === TAG.UTC_TIME && (m = /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s))) {
-    const yy = Number(m[1]);
-    return new Date(Date.UTC(yy < 50 ? 2000 + yy : 1900 + yy, Number(m[2]) - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!));
+  const utc = el.tag === TAG.UTC_TIME ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s) : null;
+  if (utc) {
+    const yy = Number(utc[1]);
+    return new Date(
+      Date.UTC(yy < 50 ? 2000 + yy : 1900 + yy, Number(utc[2]) - 1, +utc[3]!, +utc[4]!, +utc[5]!, +utc[6]!),
+    );
   }
-  if (el.tag === TAG.GENERALIZED_TIME && (m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s))) {
-    return new Date(Date.UTC(+m[1]!, Number(m[2]) - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!));
-  }
+  const gen = el.tag === TAG.GENERALIZED_TIME ? /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s) : null;
+  if (gen) return new Date(Date.UTC(+gen[1]!, Number(gen[2]) - 1, +gen[3]!, +gen[4]!, +gen[5]!, +gen[6]!));
   throw new DerError(`bad time value ${JSON.stringify(s)}`);
 }
 
@@ -176,7 +177,8 @@ export function readElement(buf: Uint8Array, offset = 0): DerElement {
 export function readWhole(buf: Uint8Array, tag?: number): DerElement {
   const el = readElement(buf, 0);
   if (el.bytes.length !== buf.length) throw new DerError('trailing bytes after the outer element');
-  if (tag !== undefined && el.tag !== tag) throw new DerError(`expected tag 0x${tag.toString(16)}, got 0x${el.tag.toString(16)}`);
+  if (tag !== undefined && el.tag !== tag)
+    throw new DerError(`expected tag 0x${tag.toString(16)}, got 0x${el.tag.toString(16)}`);
   return el;
 }
 

@@ -14,7 +14,10 @@ export function parseDuration(text: string): number {
     consumed += m[0].length;
   }
   if (consumed === 0 || consumed !== s.length) {
-    throw new CaError('ERR_TTL_INVALID', `${JSON.stringify(text)} is not a duration: write e.g. 90s, 15m, 1h, 24h or 30d`);
+    throw new CaError(
+      'ERR_TTL_INVALID',
+      `${JSON.stringify(text)} is not a duration: write e.g. 90s, 15m, 1h, 24h or 30d`,
+    );
   }
   return total;
 }

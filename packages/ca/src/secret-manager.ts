@@ -90,7 +90,10 @@ export class SecretManager extends EventEmitter<SecretManagerEvents> {
     this.#maxIdentities = options.maxIdentities ?? 10_000;
     this.#random = options.random ?? Math.random;
     if (!(this.#ratio > 0 && this.#ratio <= 1) || !(this.#jitter >= 0 && this.#jitter < this.#ratio)) {
-      throw new CaError('ERR_CA_CONFIG_INVALID', 'SecretManager: renewalRatio must be in (0, 1] and jitter in [0, renewalRatio)');
+      throw new CaError(
+        'ERR_CA_CONFIG_INVALID',
+        'SecretManager: renewalRatio must be in (0, 1] and jitter in [0, renewalRatio)',
+      );
     }
   }
 
@@ -111,7 +114,10 @@ export class SecretManager extends EventEmitter<SecretManagerEvents> {
     if (!entry) {
       if (this.#entries.size >= this.#maxIdentities) {
         return Promise.reject(
-          new CaError('ERR_TOO_MANY_IDENTITIES', `SecretManager tracks ${this.#maxIdentities} identities already: forget unused ones first`),
+          new CaError(
+            'ERR_TOO_MANY_IDENTITIES',
+            `SecretManager tracks ${this.#maxIdentities} identities already: forget unused ones first`,
+          ),
         );
       }
       entry = { identity: id, inflight: false, failures: 0, abort: new AbortController() };
@@ -169,7 +175,8 @@ export class SecretManager extends EventEmitter<SecretManagerEvents> {
   close(): Promise<void> {
     if (!this.#closed) {
       this.#closed = true;
-      for (const entry of this.#entries.values()) this.#drop(entry, new CaError('ERR_CLOSED', 'the SecretManager was closed'));
+      for (const entry of this.#entries.values())
+        this.#drop(entry, new CaError('ERR_CLOSED', 'the SecretManager was closed'));
       this.#entries.clear();
     }
     return Promise.resolve();
@@ -223,7 +230,10 @@ export class SecretManager extends EventEmitter<SecretManagerEvents> {
     entry.inflight = false;
     if (this.#entries.get(entry.identity) !== entry || entry.abort.signal.aborted) return;
     if (cert && !error && cert.identity !== entry.identity) {
-      error = new CaError('ERR_CA_RESPONSE_INVALID', `fetcher returned a certificate for ${cert.identity}, not ${entry.identity}`);
+      error = new CaError(
+        'ERR_CA_RESPONSE_INVALID',
+        `fetcher returned a certificate for ${cert.identity}, not ${entry.identity}`,
+      );
     }
     const waiter = entry.next;
     entry.next = undefined;
@@ -235,7 +245,12 @@ export class SecretManager extends EventEmitter<SecretManagerEvents> {
       const renewAt = cert.notBefore.getTime() + life * this.#ratio - this.#random() * this.#jitter * life;
       entry.timer = this.#clock.setTimer(Math.max(0, renewAt - this.#clock.now()), () => this.#attempt(entry));
       waiter?.resolve(cert);
-      this.emit('rotated', previous ? { identity: entry.identity, certificate: cert, previous } : { identity: entry.identity, certificate: cert });
+      this.emit(
+        'rotated',
+        previous
+          ? { identity: entry.identity, certificate: cert, previous }
+          : { identity: entry.identity, certificate: cert },
+      );
       if (cert.trustBundle !== this.#bundle) {
         const changed = this.#bundle !== undefined;
         this.#bundle = cert.trustBundle;
@@ -250,7 +265,13 @@ export class SecretManager extends EventEmitter<SecretManagerEvents> {
     entry.timer = this.#clock.setTimer(delay, () => this.#attempt(entry));
     waiter?.reject(err);
     const stillValid = !!entry.current && this.#clock.now() < entry.current.notAfter.getTime();
-    this.emit('renewal-failed', { identity: entry.identity, error: err, attempt: entry.failures, retryInMs: delay, stillValid });
+    this.emit('renewal-failed', {
+      identity: entry.identity,
+      error: err,
+      attempt: entry.failures,
+      retryInMs: delay,
+      stillValid,
+    });
   }
 
   #acquire(): Promise<void> {
@@ -270,9 +291,11 @@ export class SecretManager extends EventEmitter<SecretManagerEvents> {
 
 function withSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (!signal) return promise;
-  if (signal.aborted) return Promise.reject(new CaError('ERR_ABORTED', 'getCertificate was aborted', { cause: signal.reason }));
+  if (signal.aborted)
+    return Promise.reject(new CaError('ERR_ABORTED', 'getCertificate was aborted', { cause: signal.reason }));
   return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(new CaError('ERR_ABORTED', 'getCertificate was aborted', { cause: signal.reason }));
+    const onAbort = (): void =>
+      reject(new CaError('ERR_ABORTED', 'getCertificate was aborted', { cause: signal.reason }));
     signal.addEventListener('abort', onAbort, { once: true });
     promise.then(
       (v) => {

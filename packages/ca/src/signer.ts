@@ -64,7 +64,8 @@ export function signatureAlgorithmFor(key: KeyObject): SignatureAlgorithm {
   }
   if (type === 'rsa') {
     const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
-    if (bits < 2048) throw new CaError('ERR_CA_CONFIG_INVALID', `RSA CA key of ${bits} bits is too small: use 2048 or more`);
+    if (bits < 2048)
+      throw new CaError('ERR_CA_CONFIG_INVALID', `RSA CA key of ${bits} bits is too small: use 2048 or more`);
     return 'rsa-pkcs1-sha256';
   }
   throw new CaError('ERR_CA_CONFIG_INVALID', `CA key type ${type} is not supported: use ECDSA P-256/P-384 or RSA`);
@@ -91,7 +92,9 @@ export class KeySigner implements Signer {
     try {
       pem = await readFile(file);
     } catch (err) {
-      throw new CaError('ERR_CA_CONFIG_INVALID', `cannot read CA key ${file}: ${(err as Error).message}`, { cause: err });
+      throw new CaError('ERR_CA_CONFIG_INVALID', `cannot read CA key ${file}: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
     return KeySigner.fromPem(pem, file);
   }

@@ -1,7 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SpiffeId } from '@ambient-ts/identity';
+import type { SpiffeId } from '@ambient-ts/identity';
 import { Client, credentials, Metadata, Server, ServerCredentials, status } from '@grpc/grpc-js';
 import {
   CaClient,
@@ -17,7 +17,8 @@ import { HOUR, HTTPBIN, openssl, opensslVerify, SLEEP, tempDir, withOpenssl, ZTU
 const dir = tempDir();
 const SLEEP_TOKEN = 'sleep-token-0123456789';
 const ZTUNNEL_TOKEN = 'ztunnel-node1-token';
-const code = (c: string, grpcCode?: number) => expect.objectContaining(grpcCode === undefined ? { code: c } : { code: c, grpcCode });
+const code = (c: string, grpcCode?: number) =>
+  expect.objectContaining(grpcCode === undefined ? { code: c } : { code: c, grpcCode });
 
 const cleanups: (() => unknown)[] = [];
 /** Registers cleanup for the current test (run after it, in reverse order). */
@@ -56,7 +57,14 @@ afterAll(async () => {
 });
 
 function client(extra: Partial<ConstructorParameters<typeof CaClient>[0]> = {}): CaClient {
-  const c = new CaClient({ address, serverName: 'localhost', trustBundle: () => ca.trustBundle, token: SLEEP_TOKEN, clusterId: 'Kubernetes', ...extra });
+  const c = new CaClient({
+    address,
+    serverName: 'localhost',
+    trustBundle: () => ca.trustBundle,
+    token: SLEEP_TOKEN,
+    clusterId: 'Kubernetes',
+    ...extra,
+  });
   cleanup(() => c.close());
   return c;
 }
@@ -67,7 +75,9 @@ describe('CA gRPC API end to end', () => {
     const cert = await c.fetchCertificate(SLEEP, { ttl: HOUR });
     expect(cert.identity).toBe(SLEEP);
     expect(cert.notAfter.getTime() - cert.notBefore.getTime()).toBe(HOUR + 60_000);
-    expect(new X509Certificate(cert.certChain).checkPrivateKey(require('node:crypto').createPrivateKey(cert.key))).toBe(true);
+    expect(new X509Certificate(cert.certChain).checkPrivateKey(require('node:crypto').createPrivateKey(cert.key))).toBe(
+      true,
+    );
     expect(opensslVerify(dir, cert.trustBundle, cert.certChain).status).toBe(0);
     expect(openssl(['x509', '-noout', '-ext', 'subjectAltName'], cert.certChain).out).toContain(`URI:${SLEEP}`);
     expect(server.stats.issued).toBeGreaterThan(0);
@@ -81,7 +91,9 @@ describe('CA gRPC API end to end', () => {
   });
 
   it('refuses callers without credentials or with an unknown token (UNAUTHENTICATED)', async () => {
-    await expect(client({ token: undefined }).fetchCertificate(SLEEP)).rejects.toThrow(code('ERR_CA_REFUSED', status.UNAUTHENTICATED));
+    await expect(client({ token: undefined }).fetchCertificate(SLEEP)).rejects.toThrow(
+      code('ERR_CA_REFUSED', status.UNAUTHENTICATED),
+    );
     await expect(client({ token: 'nope' }).fetchCertificate(SLEEP)).rejects.toThrow(/bearer token is not known/);
   });
 
@@ -89,7 +101,9 @@ describe('CA gRPC API end to end', () => {
     const c = client({ token: 'sleep-with-node' });
     await expect(c.createCertificate('garbage')).rejects.toThrow(code('ERR_CA_REFUSED', status.INVALID_ARGUMENT));
     await expect(c.fetchCertificate(SLEEP, { ttl: 91 * 24 * HOUR })).rejects.toThrow(/exceeds the maximum of 90d/);
-    await expect(client({ clusterId: 'other' }).fetchCertificate(SLEEP)).rejects.toThrow(code('ERR_CA_REFUSED', status.PERMISSION_DENIED));
+    await expect(client({ clusterId: 'other' }).fetchCertificate(SLEEP)).rejects.toThrow(
+      code('ERR_CA_REFUSED', status.PERMISSION_DENIED),
+    );
   });
 
   it('reads the token file on every request', async () => {
@@ -103,7 +117,10 @@ describe('CA gRPC API end to end', () => {
 
   it('lets a mesh certificate renew itself (client certificate authentication)', async () => {
     const mine = await ca.issue({ identity: HTTPBIN, ttl: HOUR });
-    const c = client({ token: undefined, clientCertificate: () => ({ key: mine.key, certChain: mine.chain.join(''), trustBundle: mine.trustBundle }) });
+    const c = client({
+      token: undefined,
+      clientCertificate: () => ({ key: mine.key, certChain: mine.chain.join(''), trustBundle: mine.trustBundle }),
+    });
     await expect(c.fetchCertificate(HTTPBIN)).resolves.toMatchObject({ identity: HTTPBIN });
     // Asking for another identity with a certificate is still signed for the certificate's identity only.
     const chain = await c.createCertificate(createCsr(await generateKey(), SLEEP));
@@ -111,7 +128,10 @@ describe('CA gRPC API end to end', () => {
     // A certificate from another CA does not authenticate (TLS does not vouch for it, so it is not even seen).
     const other = await CertificateAuthority.create();
     const foreign = await other.issue({ identity: HTTPBIN });
-    const f = client({ token: undefined, clientCertificate: () => ({ key: foreign.key, certChain: foreign.certificate, trustBundle: foreign.trustBundle }) });
+    const f = client({
+      token: undefined,
+      clientCertificate: () => ({ key: foreign.key, certChain: foreign.certificate, trustBundle: foreign.trustBundle }),
+    });
     await expect(f.fetchCertificate(HTTPBIN)).rejects.toThrow(code('ERR_CA_REFUSED', status.UNAUTHENTICATED));
     await other.close();
   });
@@ -125,12 +145,14 @@ describe('CA gRPC API end to end', () => {
     await expect(zt.fetchCertificate(SLEEP)).resolves.toMatchObject({ identity: SLEEP });
     // A caller that is not a trusted node account may not impersonate, even with a node-bound token.
     const notTrusted = client({ token: 'sleep-with-node', impersonate: true });
-    await expect(notTrusted.fetchCertificate(HTTPBIN)).rejects.toThrow(code('ERR_CA_REFUSED', status.PERMISSION_DENIED));
+    await expect(notTrusted.fetchCertificate(HTTPBIN)).rejects.toThrow(
+      code('ERR_CA_REFUSED', status.PERMISSION_DENIED),
+    );
     await expect(notTrusted.fetchCertificate(HTTPBIN)).rejects.toThrow(/not a trusted node account/);
     // Impersonating a malformed identity.
-    await expect(zt.createCertificate(createCsr(await generateKey(), SLEEP), { impersonatedIdentity: 'spiffe://x' })).rejects.toThrow(
-      code('ERR_CA_REFUSED', status.INVALID_ARGUMENT),
-    );
+    await expect(
+      zt.createCertificate(createCsr(await generateKey(), SLEEP), { impersonatedIdentity: 'spiffe://x' }),
+    ).rejects.toThrow(code('ERR_CA_REFUSED', status.INVALID_ARGUMENT));
   });
 
   it('is wire-compatible: a hand-encoded IstioCertificateRequest with Struct metadata is understood', async () => {
@@ -143,13 +165,20 @@ describe('CA gRPC API end to end', () => {
     const entry = Buffer.concat([str(1, 'ImpersonatedIdentity'), str(2, str(3, HTTPBIN))]);
     const struct = str(1, entry);
     const request = Buffer.concat([str(1, csr), Buffer.from([3 << 3]), varint(7200), str(4, struct)]);
-    const raw = new Client(address, credentials.createSsl(Buffer.from(ca.trustBundle)), { 'grpc.ssl_target_name_override': 'localhost' });
+    const raw = new Client(address, credentials.createSsl(Buffer.from(ca.trustBundle)), {
+      'grpc.ssl_target_name_override': 'localhost',
+    });
     cleanup(() => raw.close());
     const md = new Metadata();
     md.set('authorization', `Bearer ${ZTUNNEL_TOKEN}`);
     const response = await new Promise<Buffer>((resolve, reject) =>
-      raw.makeUnaryRequest('/istio.v1.auth.IstioCertificateService/CreateCertificate', (b: Buffer) => b, (b: Buffer) => b, request, md, (err, v) =>
-        err ? reject(err) : resolve(v as Buffer),
+      raw.makeUnaryRequest(
+        '/istio.v1.auth.IstioCertificateService/CreateCertificate',
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        request,
+        md,
+        (err, v) => (err ? reject(err) : resolve(v as Buffer)),
       ),
     );
     // IstioCertificateResponse: repeated string cert_chain = 1.
@@ -167,7 +196,11 @@ describe('CA gRPC API end to end', () => {
   });
 
   it('rate-limits a caller that floods bad requests without slowing good callers', async () => {
-    const limiter = new CaServer({ ca, authenticators: [new TokenAuthenticator([{ token: SLEEP_TOKEN, identity: SLEEP }])], rateLimit: { burst: 3, perSecond: 0.001 } });
+    const limiter = new CaServer({
+      ca,
+      authenticators: [new TokenAuthenticator([{ token: SLEEP_TOKEN, identity: SLEEP }])],
+      rateLimit: { burst: 3, perSecond: 0.001 },
+    });
     const port = await limiter.listen(0, '127.0.0.1');
     cleanup(() => limiter.close());
     const bad = client({ address: `127.0.0.1:${port}`, token: 'attacker' });
@@ -187,7 +220,8 @@ describe('CA gRPC API end to end', () => {
     expect(codes.filter((c) => c === status.RESOURCE_EXHAUSTED)).toHaveLength(17);
     expect(limiter.stats).toMatchObject({ issued: 10, rateLimited: 17 });
     // A good caller that starts sending bad CSRs is limited too, per caller.
-    for (let i = 0; i < 3; i++) await expect(good.createCertificate('bad csr')).rejects.toThrow(code('ERR_CA_REFUSED', status.INVALID_ARGUMENT));
+    for (let i = 0; i < 3; i++)
+      await expect(good.createCertificate('bad csr')).rejects.toThrow(code('ERR_CA_REFUSED', status.INVALID_ARGUMENT));
     await expect(good.createCertificate('bad csr')).rejects.toThrow(code('ERR_CA_REFUSED', status.RESOURCE_EXHAUSTED));
   });
 
@@ -203,13 +237,19 @@ describe('CA gRPC API end to end', () => {
           responseStream: false,
           requestSerialize: (b: Buffer) => b,
           requestDeserialize: (b: Buffer) => b,
-          responseSerialize: (chain: string[]) => Buffer.concat(chain.map((s) => Buffer.concat([Buffer.from([0x0a]), varint(Buffer.byteLength(s)), Buffer.from(s)]))),
+          responseSerialize: (chain: string[]) =>
+            Buffer.concat(
+              chain.map((s) => Buffer.concat([Buffer.from([0x0a]), varint(Buffer.byteLength(s)), Buffer.from(s)])),
+            ),
           responseDeserialize: (b: Buffer) => b,
         },
       },
       {
         CreateCertificate: (call: { request: Buffer }, cb: (e: null, v: string[]) => void) => {
-          const csr = call.request.toString('latin1').match(/-----BEGIN CERTIFICATE REQUEST-----[\s\S]+?-----END CERTIFICATE REQUEST-----\n/)?.[0] ?? '';
+          const csr =
+            call.request
+              .toString('latin1')
+              .match(/-----BEGIN CERTIFICATE REQUEST-----[\s\S]+?-----END CERTIFICATE REQUEST-----\n/)?.[0] ?? '';
           void answer(csr).then((v) => cb(null, v));
         },
       },
@@ -218,7 +258,9 @@ describe('CA gRPC API end to end', () => {
     const port = await new Promise<number>((resolve, reject) =>
       fake.bindAsync(
         '127.0.0.1:0',
-        ServerCredentials.createSsl(null, [{ private_key: Buffer.from(serving.key), cert_chain: Buffer.from(serving.certificate) }]),
+        ServerCredentials.createSsl(null, [
+          { private_key: Buffer.from(serving.key), cert_chain: Buffer.from(serving.certificate) },
+        ]),
         (e, p) => (e ? reject(e) : resolve(p)),
       ),
     );

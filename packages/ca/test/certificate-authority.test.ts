@@ -32,10 +32,15 @@ describe('CertificateAuthority: signing', () => {
   withOpenssl('issues a leaf that openssl verifies, with exactly the authenticated identity as URI SAN', async () => {
     // The CSR asks for another identity: the CA must ignore CSR SANs.
     const issued = await ca.sign(await csrFor('spiffe://evil.example/ns/x/sa/y'), { identity: SLEEP });
-    expect(opensslVerify(dir, issued.trustBundle, issued.certificate)).toEqual({ status: 0, out: expect.stringContaining(': OK') });
+    expect(opensslVerify(dir, issued.trustBundle, issued.certificate)).toEqual({
+      status: 0,
+      out: expect.stringContaining(': OK'),
+    });
     const text = openssl(['x509', '-noout', '-text'], issued.certificate).out;
     expect(text).toMatch(/Subject: *\n/);
-    expect(text).toMatch(/X509v3 Subject Alternative Name: critical\s+URI:spiffe:\/\/cluster\.local\/ns\/default\/sa\/sleep\s*\n/);
+    expect(text).toMatch(
+      /X509v3 Subject Alternative Name: critical\s+URI:spiffe:\/\/cluster\.local\/ns\/default\/sa\/sleep\s*\n/,
+    );
     expect(text).not.toContain('evil.example');
     expect(text).toMatch(/X509v3 Key Usage: critical\s+Digital Signature, Key Encipherment/);
     expect(text).toMatch(/Extended Key Usage:\s+TLS Web Server Authentication, TLS Web Client Authentication/);
@@ -72,9 +77,9 @@ describe('CertificateAuthority: signing', () => {
 
   it('refuses malformed CSRs, forged signatures and unsuitable keys', async () => {
     await expect(ca.sign('not a csr', { identity: SLEEP })).rejects.toThrow(code('ERR_CSR_INVALID'));
-    await expect(ca.sign('-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n', { identity: SLEEP })).rejects.toThrow(
-      code('ERR_CSR_INVALID'),
-    );
+    await expect(
+      ca.sign('-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n', { identity: SLEEP }),
+    ).rejects.toThrow(code('ERR_CSR_INVALID'));
     await expect(ca.sign('x'.repeat(20_000), { identity: SLEEP })).rejects.toThrow(code('ERR_CSR_INVALID'));
     // Flip one bit of the signature: the CSR no longer proves possession of its key.
     const der = Buffer.from((await csrFor()).replace(/-----[^-]+-----|\s/g, ''), 'base64');
@@ -92,14 +97,27 @@ describe('CertificateAuthority: signing', () => {
 
   it('refuses an identity outside its trust domain or not a SPIFFE ID', async () => {
     const csr = await csrFor();
-    await expect(ca.sign(csr, { identity: 'spiffe://other.td/ns/a/sa/b' })).rejects.toThrow(code('ERR_IDENTITY_INVALID'));
+    await expect(ca.sign(csr, { identity: 'spiffe://other.td/ns/a/sa/b' })).rejects.toThrow(
+      code('ERR_IDENTITY_INVALID'),
+    );
     await expect(ca.sign(csr, { identity: 'https://x/y' })).rejects.toThrow(code('ERR_IDENTITY_INVALID'));
   });
 
   withOpenssl('signs a CSR made by openssl (SANs and subject ignored) and an RSA CSR', async () => {
     const out = openssl([
-      'req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'o.key'),
-      '-subj', '/O=ignored', '-addext', 'subjectAltName=URI:spiffe://ignored/ns/a/sa/b',
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      join(dir, 'o.key'),
+      '-subj',
+      '/O=ignored',
+      '-addext',
+      'subjectAltName=URI:spiffe://ignored/ns/a/sa/b',
     ]);
     expect(out.status).toBe(0);
     const csr = out.out.slice(out.out.indexOf('-----BEGIN CERTIFICATE REQUEST-----'));
@@ -166,8 +184,16 @@ describe('CertificateAuthority: persisted state', () => {
       return state;
     };
     const cases: [string, (state: string) => void, RegExp][] = [
-      ['truncated', (s) => writeFileSync(join(s, 'ca-state.json'), readFileSync(join(s, 'ca-state.json'), 'utf8').slice(0, 100)), /not valid JSON/],
-      ['wrong-format', (s) => writeFileSync(join(s, 'ca-state.json'), '{"format":"x"}'), /not an ambient-ts-ca-state v1/],
+      [
+        'truncated',
+        (s) => writeFileSync(join(s, 'ca-state.json'), readFileSync(join(s, 'ca-state.json'), 'utf8').slice(0, 100)),
+        /not valid JSON/,
+      ],
+      [
+        'wrong-format',
+        (s) => writeFileSync(join(s, 'ca-state.json'), '{"format":"x"}'),
+        /not an ambient-ts-ca-state v1/,
+      ],
       [
         'missing-key',
         (s) => {
@@ -181,7 +207,10 @@ describe('CertificateAuthority: persisted state', () => {
         (s) => {
           const f = require('node:fs');
           const k = f.readdirSync(join(s, 'keys'))[0];
-          const other = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' });
+          const other = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({
+            type: 'pkcs8',
+            format: 'pem',
+          });
           writeFileSync(join(s, 'keys', k), other);
         },
         /does not belong to the root certificate/,
@@ -213,7 +242,9 @@ describe('CertificateAuthority: persisted state', () => {
   it('refuses a state directory of another trust domain', async () => {
     const state = join(dir, 'state-td');
     await (await CertificateAuthority.create({ stateDir: state })).close();
-    await expect(CertificateAuthority.create({ stateDir: state, trustDomain: 'example.org' })).rejects.toThrow(code('ERR_CA_CONFIG_INVALID'));
+    await expect(CertificateAuthority.create({ stateDir: state, trustDomain: 'example.org' })).rejects.toThrow(
+      code('ERR_CA_CONFIG_INVALID'),
+    );
   });
 });
 
@@ -222,16 +253,71 @@ describe('CertificateAuthority: plugged-in CA (cacerts layout)', () => {
   function makeCacerts(name: string): string {
     const d = join(dir, name);
     mkdirSync(d);
-    const ext = write(d, 'ext.cnf', '[ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n');
+    const ext = write(
+      d,
+      'ext.cnf',
+      '[ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n',
+    );
     const run = (args: string[]) => expect(openssl(args).status).toBe(0);
-    run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(d, 'root-key.pem'),
-      '-out', join(d, 'root-cert.pem'), '-days', '3650', '-subj', '/O=Plugged/CN=Plugged Root', '-addext', 'basicConstraints=critical,CA:TRUE',
-      '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
-    run(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(d, 'ca-key.pem'),
-      '-out', join(d, 'ca.csr'), '-subj', '/O=Plugged/CN=Intermediate']);
-    run(['x509', '-req', '-in', join(d, 'ca.csr'), '-CA', join(d, 'root-cert.pem'), '-CAkey', join(d, 'root-key.pem'),
-      '-CAcreateserial', '-out', join(d, 'ca-cert.pem'), '-days', '1000', '-extfile', ext, '-extensions', 'ca']);
-    writeFileSync(join(d, 'cert-chain.pem'), readFileSync(join(d, 'ca-cert.pem'), 'utf8') + readFileSync(join(d, 'root-cert.pem'), 'utf8'));
+    run([
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      join(d, 'root-key.pem'),
+      '-out',
+      join(d, 'root-cert.pem'),
+      '-days',
+      '3650',
+      '-subj',
+      '/O=Plugged/CN=Plugged Root',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ]);
+    run([
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      join(d, 'ca-key.pem'),
+      '-out',
+      join(d, 'ca.csr'),
+      '-subj',
+      '/O=Plugged/CN=Intermediate',
+    ]);
+    run([
+      'x509',
+      '-req',
+      '-in',
+      join(d, 'ca.csr'),
+      '-CA',
+      join(d, 'root-cert.pem'),
+      '-CAkey',
+      join(d, 'root-key.pem'),
+      '-CAcreateserial',
+      '-out',
+      join(d, 'ca-cert.pem'),
+      '-days',
+      '1000',
+      '-extfile',
+      ext,
+      '-extensions',
+      'ca',
+    ]);
+    writeFileSync(
+      join(d, 'cert-chain.pem'),
+      readFileSync(join(d, 'ca-cert.pem'), 'utf8') + readFileSync(join(d, 'root-cert.pem'), 'utf8'),
+    );
     return d;
   }
 
@@ -246,7 +332,9 @@ describe('CertificateAuthority: plugged-in CA (cacerts layout)', () => {
     expect(issued.trustBundle).toBe(new X509Certificate(readFileSync(join(d, 'root-cert.pem'))).toString());
     expect(opensslVerify(dir, issued.trustBundle, issued.certificate, inter)).toMatchObject({ status: 0 });
     // Leaves may not outlive the intermediate.
-    expect(issued.notAfter.getTime()).toBeLessThanOrEqual(parseCertificate(new X509Certificate(inter).raw).notAfter.getTime());
+    expect(issued.notAfter.getTime()).toBeLessThanOrEqual(
+      parseCertificate(new X509Certificate(inter).raw).notAfter.getTime(),
+    );
     await expect(ca.rotateRoot()).rejects.toThrow(code('ERR_CA_CONFIG_INVALID'));
     await ca.close();
   });
@@ -275,8 +363,13 @@ describe('CertificateAuthority: plugged-in CA (cacerts layout)', () => {
 
   withOpenssl('refuses inconsistent cacerts folders, naming the file', async () => {
     const d = makeCacerts('cacerts-bad');
-    writeFileSync(join(d, 'ca-key.pem'), generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }));
-    await expect(CertificateAuthority.create({ cacertsDir: d })).rejects.toThrow(/ca-key\.pem does not hold the key of ca-cert\.pem/);
+    writeFileSync(
+      join(d, 'ca-key.pem'),
+      generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }),
+    );
+    await expect(CertificateAuthority.create({ cacertsDir: d })).rejects.toThrow(
+      /ca-key\.pem does not hold the key of ca-cert\.pem/,
+    );
     const e = makeCacerts('cacerts-nochain');
     writeFileSync(join(e, 'root-cert.pem'), readFileSync(join(d, 'root-cert.pem')));
     await expect(CertificateAuthority.create({ cacertsDir: e })).rejects.toThrow(/cannot build a chain/);

@@ -3,8 +3,9 @@
  * through CaClient, and HBONE (mutual TLS 1.3 + HTTP/2 CONNECT) between them, across a certificate
  * rotation and a root rotation. Open tunnels must keep working; new tunnels must use the new certificates.
  */
-import { once } from 'node:events';
+
 import { X509Certificate } from 'node:crypto';
+import { once } from 'node:events';
 import { createServer, connect as netConnect, type Server } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { HboneClient, HboneServer } from '@ambient-ts/hbone';
@@ -68,9 +69,17 @@ it('mTLS between two HBONE endpoints with SecretManager certificates, across a c
   // Each proxy has its own clock (renewals are triggered by moving it) and its own CA client.
   const proxy = (token: string) => {
     const clock = new ManualClock();
-    const client = new CaClient({ address: `127.0.0.1:${caPort}`, serverName: 'localhost', trustBundle: () => ca.trustBundle, token });
+    const client = new CaClient({
+      address: `127.0.0.1:${caPort}`,
+      serverName: 'localhost',
+      trustBundle: () => ca.trustBundle,
+      token,
+    });
     const sm = new SecretManager({ fetcher: client, clock, random: () => 0 });
-    cleanups.push(() => sm.close(), () => client.close());
+    cleanups.push(
+      () => sm.close(),
+      () => client.close(),
+    );
     const served: string[] = [];
     const provider = async (id: string) => {
       const c = await sm.getCertificate(id);

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { createServer, type PeerCertificate, connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { createServer, type PeerCertificate, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import {
   CaError,
   CertificateAuthority,
@@ -61,7 +61,11 @@ function fetcher(clock: ManualClock, ttl = 24 * HOUR) {
   return state;
 }
 
-function manager(clock: ManualClock, f: ReturnType<typeof fetcher>, extra: Partial<ConstructorParameters<typeof SecretManager>[0]> = {}) {
+function manager(
+  clock: ManualClock,
+  f: ReturnType<typeof fetcher>,
+  extra: Partial<ConstructorParameters<typeof SecretManager>[0]> = {},
+) {
   const sm = new SecretManager({ fetcher: (id) => f.fetch(id), clock, random: () => 0, ...extra });
   cleanups.push(() => sm.close());
   return sm;
@@ -129,7 +133,9 @@ describe('SecretManager', () => {
     clock.runNext();
     const [{ certificate }] = await rotated;
     expect(certificate.serial).not.toBe(first.serial);
-    expect(clock.nextTimerAt()).toBe(certificate.notBefore.getTime() + (certificate.notAfter.getTime() - certificate.notBefore.getTime()) / 2);
+    expect(clock.nextTimerAt()).toBe(
+      certificate.notBefore.getTime() + (certificate.notAfter.getTime() - certificate.notBefore.getTime()) / 2,
+    );
   });
 
   it('fails getCertificate when there is no valid certificate and the CA is down, and retries on schedule', async () => {
@@ -203,20 +209,35 @@ describe('SecretManager', () => {
     // Cached per certificate: the same object until a rotation.
     expect(await server.secureContext(HTTPBIN)).toBe(serverCtx);
     const tlsServer = createServer(
-      { ...optionsOf(await server.getCertificate(HTTPBIN)), minVersion: 'TLSv1.3', requestCert: true, rejectUnauthorized: true },
+      {
+        ...optionsOf(await server.getCertificate(HTTPBIN)),
+        minVersion: 'TLSv1.3',
+        requestCert: true,
+        rejectUnauthorized: true,
+      },
       (s) => s.end('hi'),
     );
-    server.on('rotated', async ({ identity }) => tlsServer.setSecureContext(optionsOf(await server.getCertificate(identity))));
+    server.on('rotated', async ({ identity }) =>
+      tlsServer.setSecureContext(optionsOf(await server.getCertificate(identity))),
+    );
     tlsServer.listen(0, '127.0.0.1');
     await once(tlsServer, 'listening');
     cleanups.push(() => new Promise((r) => tlsServer.close(r)));
     const port = (tlsServer.address() as { port: number }).port;
 
     const dial = async (): Promise<{ peerSerial: string; ownSerial: string }> => {
-      const s: TLSSocket = tlsConnect({ port, host: '127.0.0.1', secureContext: await client.secureContext(SLEEP), checkServerIdentity: () => undefined });
+      const s: TLSSocket = tlsConnect({
+        port,
+        host: '127.0.0.1',
+        secureContext: await client.secureContext(SLEEP),
+        checkServerIdentity: () => undefined,
+      });
       await once(s, 'secureConnect');
       expect(s.getProtocol()).toBe('TLSv1.3');
-      const r = { peerSerial: s.getPeerCertificate().serialNumber.toLowerCase(), ownSerial: (s.getCertificate() as PeerCertificate | null)?.serialNumber?.toLowerCase() ?? '' };
+      const r = {
+        peerSerial: s.getPeerCertificate().serialNumber.toLowerCase(),
+        ownSerial: (s.getCertificate() as PeerCertificate | null)?.serialNumber?.toLowerCase() ?? '',
+      };
       s.destroy();
       return r;
     };
