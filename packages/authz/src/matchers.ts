@@ -66,9 +66,14 @@ export function firstMatch(list: RuleList, ctx: EvalContext): number {
   while (a < keyed.length || b < unkeyed.length) {
     const ka = a < keyed.length ? (keyed[a] as number) : Number.MAX_SAFE_INTEGER;
     const kb = b < unkeyed.length ? (unkeyed[b] as number) : Number.MAX_SAFE_INTEGER;
-    const pos = ka < kb ? ka : kb;
-    if (ka < kb) a++;
-    else b++;
+    let pos: number;
+    if (ka < kb) {
+      pos = ka;
+      a++;
+    } else {
+      pos = kb;
+      b++;
+    }
     if (ruleMatches(rules[pos] as CompiledRule, ctx)) return pos;
   }
   return -1;
