@@ -106,7 +106,7 @@ export class H2ConnectionImpl extends EventEmitter implements H2Connection, Fram
   private connRecvWindow = DEFAULT_WINDOW;
   private readonly connWindowTarget: number;
   private connCredit = 0;
-  private readonly parked: H2StreamImpl[] = [];
+  private parked: H2StreamImpl[] = [];
 
   // --- output
   private flushScheduled = false;
@@ -441,11 +441,8 @@ export class H2ConnectionImpl extends EventEmitter implements H2Connection, Fram
     }
     if (stream.remoteEnded || (this.role === 'client' && !stream.headersDone)) {
       this.connCredit += padding; // the data bytes are credited as they arrive (onDataChunk)
-      this.streamError(
-        stream,
-        H2_ERROR.STREAM_CLOSED,
-        stream.remoteEnded ? 'DATA after END_STREAM' : 'DATA before the response HEADERS',
-      );
+      if (stream.remoteEnded) this.streamError(stream, H2_ERROR.STREAM_CLOSED, 'DATA after END_STREAM');
+      else this.streamError(stream, H2_ERROR.PROTOCOL_ERROR, 'DATA before the response HEADERS');
       this.maybeSendConnUpdate();
       return;
     }
@@ -981,15 +978,22 @@ export class H2ConnectionImpl extends EventEmitter implements H2Connection, Fram
   }
 
   private resumeParked(): void {
+    // Swap the queue out: pump() may park streams again and callbacks may forget streams meanwhile.
     const list = this.parked;
+    this.parked = [];
     let i = 0;
-    while (i < list.length && !this.socketBlocked && this.sendWindow > 0) {
-      const stream = list[i++]!;
+    for (; i < list.length; i++) {
+      if (this.socketBlocked || this.sendWindow <= 0) break;
+      const stream = list[i]!;
+      if (!stream.parked) continue; // forgotten while waiting
       stream.parked = false;
       if (stream.outBytes > 0 && !stream.destroyed) this.pump(stream);
     }
-    // pump() may have re-parked some at the end of the list; keep the ones not reached, in order.
-    list.splice(0, i);
+    if (i < list.length)
+      this.parked = list
+        .slice(i)
+        .filter((s) => s.parked)
+        .concat(this.parked);
   }
 
   private drained(): void {

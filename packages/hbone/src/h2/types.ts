@@ -56,7 +56,8 @@ export interface H2ConnectionOptions {
  *  - 'stream' (server role): (stream: H2Stream, headers: H2HeaderList) for each new request HEADERS.
  *  - 'remoteSettings': (settings: H2Settings) when the peer's SETTINGS arrive (first one = connection ready).
  *  - 'goaway': (errorCode: number, lastStreamId: number, debug: Buffer) when the peer sends GOAWAY.
- *  - 'error': (err: HboneError) fatal connection error (protocol violation, ping timeout, socket error).
+ *  - 'error': (err: HboneError) fatal connection error (protocol violation, ping timeout, socket error);
+ *    emitted only while a listener is attached, so nothing a peer sends can crash the process.
  *  - 'close': () once, after the socket is gone and every stream was ended or destroyed.
  */
 export interface H2Connection {
