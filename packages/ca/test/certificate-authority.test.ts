@@ -148,6 +148,24 @@ describe('CertificateAuthority: signing', () => {
     await rsa.close();
   });
 
+  it('verifies client certificates: its own and valid only (used to authenticate renewals)', async () => {
+    const clock = new ManualClock(Date.now());
+    const own = await CertificateAuthority.create({ clock });
+    const other = await CertificateAuthority.create();
+    const mine = await own.issue({ identity: SLEEP, ttl: HOUR });
+    expect(own.verifyCertificate(mine.certificate).toString()).toBe(SLEEP);
+    expect(own.verifyCertificate(new X509Certificate(mine.certificate)).toString()).toBe(SLEEP);
+    const foreign = await other.issue({ identity: SLEEP });
+    expect(() => own.verifyCertificate(foreign.certificate)).toThrow(/not issued by this CA/);
+    const serving = await own.issue({ dnsNames: ['localhost'] });
+    expect(() => own.verifyCertificate(serving.certificate)).toThrow(/no SPIFFE identity/);
+    expect(() => own.verifyCertificate('junk')).toThrow(code('ERR_UNAUTHENTICATED'));
+    clock.advance(HOUR + 1000);
+    expect(() => own.verifyCertificate(mine.certificate)).toThrow(/not valid now/);
+    await own.close();
+    await other.close();
+  });
+
   it('refuses to sign after close', async () => {
     const c = await CertificateAuthority.create();
     await c.close();
