@@ -391,3 +391,31 @@ describe('our client against a raw server', () => {
     expect(body).toBe('still here');
   });
 });
+
+describe('random input', () => {
+  it('random frames after a valid preface never crash: the server survives or fails cleanly', async () => {
+    let seed = 99;
+    const rand = (n: number) => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return (seed >>> 8) % n;
+    };
+    for (let round = 0; round < 60; round++) {
+      const t = await rawClient();
+      const frames: Buffer[] = [];
+      for (let i = 0; i < 8; i++) {
+        const type = rand(11);
+        const len = [0, 1, 4, 5, 6, 8, 9, 13][rand(8)]!;
+        const payload = Buffer.from(Array.from({ length: len }, () => rand(256)));
+        frames.push(RawPeer.frame(type, rand(256), rand(3) === 0 ? 0 : 1 + rand(8), payload));
+      }
+      t.peer.send(...frames, RawPeer.frame(T.PING, 0, 0, Buffer.from('survived')));
+      const pong = await t.peer.waitFor((f) => f.type === T.PING && f.flags === F.ACK);
+      if (pong) {
+        expect(t.server.closed).toBe(false);
+      } else {
+        expect(t.server.closed).toBe(true);
+        for (const e of t.errors) expect(e.code).toBe('ERR_H2_PROTOCOL');
+      }
+    }
+  });
+});
