@@ -44,7 +44,12 @@ export class LocalCertificates {
     secrets.on('renewal-failed', ({ identity, error, retryInMs, stillValid }) => {
       if (!this.wanted.has(identity)) return;
       this.errors.set(identity, error.message);
-      this.logger.warn('certificates', 'certificate fetch failed', { identity, error: error.message, retry_in_ms: retryInMs, still_valid: stillValid });
+      this.logger.warn('certificates', 'certificate fetch failed', {
+        identity,
+        error: error.message,
+        retry_in_ms: retryInMs,
+        still_valid: stillValid,
+      });
     });
   }
 

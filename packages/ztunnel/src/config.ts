@@ -77,31 +77,118 @@ interface OptionSpec {
 
 /** The option table: parsing, `--help` and docs/ztunnel.md all follow it. */
 export const OPTIONS: readonly OptionSpec[] = [
-  { flag: 'control-plane', kind: 'hostport', required: true, example: '127.0.0.1:15012', help: 'control plane xDS address (gRPC over TLS)' },
-  { flag: 'ca-address', kind: 'hostport', example: '127.0.0.1:15012', help: 'CA address (default: the control plane address)' },
-  { flag: 'trust-bundle', kind: 'string', required: true, example: '/var/run/ambient/root-cert.pem', help: 'PEM file with the mesh root certificate(s); ztunnel refuses to start without one' },
-  { flag: 'token-file', kind: 'string', required: true, example: '/var/run/ambient/token', help: 'bootstrap token file proving this ztunnel to the control plane (re-read per request)' },
-  { flag: 'node', kind: 'string', required: true, example: 'node-1', help: 'name of this node, as in Pod spec.nodeName' },
-  { flag: 'node-ip', kind: 'ip', required: true, example: '127.0.1.1', help: "this node's address; SOCKS5, plaintext, metrics and readiness listeners bind here" },
+  {
+    flag: 'control-plane',
+    kind: 'hostport',
+    required: true,
+    example: '127.0.0.1:15012',
+    help: 'control plane xDS address (gRPC over TLS)',
+  },
+  {
+    flag: 'ca-address',
+    kind: 'hostport',
+    example: '127.0.0.1:15012',
+    help: 'CA address (default: the control plane address)',
+  },
+  {
+    flag: 'trust-bundle',
+    kind: 'string',
+    required: true,
+    example: '/var/run/ambient/root-cert.pem',
+    help: 'PEM file with the mesh root certificate(s); ztunnel refuses to start without one',
+  },
+  {
+    flag: 'token-file',
+    kind: 'string',
+    required: true,
+    example: '/var/run/ambient/token',
+    help: 'bootstrap token file proving this ztunnel to the control plane (re-read per request)',
+  },
+  {
+    flag: 'node',
+    kind: 'string',
+    required: true,
+    example: 'node-1',
+    help: 'name of this node, as in Pod spec.nodeName',
+  },
+  {
+    flag: 'node-ip',
+    kind: 'ip',
+    required: true,
+    example: '127.0.1.1',
+    help: "this node's address; SOCKS5, plaintext, metrics and readiness listeners bind here",
+  },
   { flag: 'pod-name', kind: 'string', help: 'name of the ztunnel pod, for the xDS node id (default: ztunnel-<node>)' },
-  { flag: 'pod-namespace', kind: 'string', default: 'istio-system', help: 'namespace of the ztunnel pod, for the xDS node id' },
+  {
+    flag: 'pod-namespace',
+    kind: 'string',
+    default: 'istio-system',
+    help: 'namespace of the ztunnel pod, for the xDS node id',
+  },
   { flag: 'trust-domain', kind: 'string', default: 'cluster.local', help: 'SPIFFE trust domain of the mesh' },
   { flag: 'cluster-id', kind: 'string', default: 'Kubernetes', help: 'cluster id sent to the CA and used in metrics' },
   { flag: 'hbone-port', kind: 'port', default: '15008', help: 'HBONE inbound port (must be the same on every node)' },
   { flag: 'plaintext-port', kind: 'port', default: '15006', help: 'plaintext inbound port (0 = ephemeral)' },
-  { flag: 'socks5-port', kind: 'port', default: '15080', help: 'SOCKS5 outbound port on the node address (0 = ephemeral)' },
-  { flag: 'admin-port', kind: 'port', default: '15000', help: 'admin port: /config_dump, /logging, /quitquitquit (0 = ephemeral)' },
-  { flag: 'metrics-port', kind: 'port', default: '15020', help: 'Prometheus port: /metrics, /stats/prometheus (0 = ephemeral)' },
+  {
+    flag: 'socks5-port',
+    kind: 'port',
+    default: '15080',
+    help: 'SOCKS5 outbound port on the node address (0 = ephemeral)',
+  },
+  {
+    flag: 'admin-port',
+    kind: 'port',
+    default: '15000',
+    help: 'admin port: /config_dump, /logging, /quitquitquit (0 = ephemeral)',
+  },
+  {
+    flag: 'metrics-port',
+    kind: 'port',
+    default: '15020',
+    help: 'Prometheus port: /metrics, /stats/prometheus (0 = ephemeral)',
+  },
   { flag: 'readiness-port', kind: 'port', default: '15021', help: 'readiness port: /healthz/ready (0 = ephemeral)' },
-  { flag: 'inbound-bind', kind: 'string', default: 'per-workload', example: '0.0.0.0', help: "'per-workload' (listen on each local workload's address, in-pod style) or one address for all" },
-  { flag: 'admin-address', kind: 'ip', help: 'admin listener address, loopback only (default: the node address if loopback, else 127.0.0.1)' },
-  { flag: 'cert-ttl', kind: 'duration', default: '24h', example: '1h', help: 'lifetime requested for workload certificates (renewed at half)' },
+  {
+    flag: 'inbound-bind',
+    kind: 'string',
+    default: 'per-workload',
+    example: '0.0.0.0',
+    help: "'per-workload' (listen on each local workload's address, in-pod style) or one address for all",
+  },
+  {
+    flag: 'admin-address',
+    kind: 'ip',
+    help: 'admin listener address, loopback only (default: the node address if loopback, else 127.0.0.1)',
+  },
+  {
+    flag: 'cert-ttl',
+    kind: 'duration',
+    default: '24h',
+    example: '1h',
+    help: 'lifetime requested for workload certificates (renewed at half)',
+  },
   { flag: 'connect-timeout', kind: 'duration', default: '10s', help: 'upstream TCP connect timeout' },
-  { flag: 'drain-timeout', kind: 'duration', default: '5s', help: 'on SIGTERM, how long open tunnels may finish before they are cut' },
-  { flag: 'log-level', kind: 'level', default: 'info', help: 'error, warn, info, debug or trace (changeable at runtime via /logging)' },
+  {
+    flag: 'drain-timeout',
+    kind: 'duration',
+    default: '5s',
+    help: 'on SIGTERM, how long open tunnels may finish before they are cut',
+  },
+  {
+    flag: 'log-level',
+    kind: 'level',
+    default: 'info',
+    help: 'error, warn, info, debug or trace (changeable at runtime via /logging)',
+  },
   { flag: 'log-format', kind: 'format', default: 'kv', help: "'kv' (key=value) or 'json', for logs and access logs" },
   { flag: 'access-log', kind: 'bool', default: 'true', help: 'one access log line per connection (true/false)' },
-  { flag: 'local-listener', kind: 'listener', repeated: true, example: '127.0.1.1:9080=echo.default.svc.cluster.local:80', help: '[bind-ip:]port=destination:port, a local TCP listener sending every connection to one mesh destination (repeatable)' },
+  {
+    flag: 'local-listener',
+    kind: 'listener',
+    repeated: true,
+    example: '127.0.1.1:9080=echo.default.svc.cluster.local:80',
+    help: '[bind-ip:]port=destination:port, a local TCP listener sending every connection to one mesh destination (repeatable)',
+  },
 ];
 
 export function envName(flag: string): string {
@@ -120,7 +207,11 @@ export function helpText(): string {
   ];
   for (const o of OPTIONS) {
     const value = o.kind === 'bool' ? '<true|false>' : `<${o.example ?? o.kind}>`;
-    const tags = [o.required ? 'required' : undefined, o.default !== undefined ? `default ${o.default}` : undefined, o.repeated ? 'repeatable' : undefined]
+    const tags = [
+      o.required ? 'required' : undefined,
+      o.default !== undefined ? `default ${o.default}` : undefined,
+      o.repeated ? 'repeatable' : undefined,
+    ]
       .filter(Boolean)
       .join(', ');
     lines.push(`  --${o.flag} ${value}`);
@@ -148,7 +239,10 @@ export function helpText(): string {
 export type ParseResult = { help: true } | { help: false; config: ZtunnelConfig };
 
 /** Parse flags and environment. Throws ERR_ZTUNNEL_CONFIG listing every problem found. */
-export function parseConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>> = {}): ParseResult {
+export function parseConfig(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>> = {},
+): ParseResult {
   const problems: string[] = [];
   const raw = new Map<string, string[]>();
   const byFlag = new Map(OPTIONS.map((o) => [o.flag, o]));
@@ -196,7 +290,9 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
     if (!texts && spec.default !== undefined) texts = [spec.default];
     if (!texts) {
       if (spec.required) {
-        problems.push(`--${spec.flag} is required (${spec.help}; e.g. --${spec.flag} ${spec.example ?? ''} or ${envName(spec.flag)})`);
+        problems.push(
+          `--${spec.flag} is required (${spec.help}; e.g. --${spec.flag} ${spec.example ?? ''} or ${envName(spec.flag)})`,
+        );
       }
       continue;
     }
@@ -215,7 +311,9 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
   let adminAddress = one<string | undefined>('admin-address');
   if (adminAddress === undefined && nodeIp !== undefined) adminAddress = isLoopback(nodeIp) ? nodeIp : '127.0.0.1';
   if (adminAddress !== undefined && !isLoopback(adminAddress)) {
-    problems.push(`--admin-address ${adminAddress} is not a loopback address: the admin endpoint (/quitquitquit) must stay local`);
+    problems.push(
+      `--admin-address ${adminAddress} is not a loopback address: the admin endpoint (/quitquitquit) must stay local`,
+    );
   }
   const inboundBind = one<string>('inbound-bind');
   if (inboundBind !== undefined && inboundBind !== 'per-workload' && isIP(inboundBind) === 0) {
@@ -223,18 +321,24 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
   }
   const trustDomain = one<string>('trust-domain');
   if (trustDomain !== undefined && !/^[a-z0-9._-]+$/.test(trustDomain)) {
-    problems.push(`--trust-domain: ${JSON.stringify(trustDomain)} is not a valid trust domain (lowercase letters, digits, '.', '-', '_')`);
+    problems.push(
+      `--trust-domain: ${JSON.stringify(trustDomain)} is not a valid trust domain (lowercase letters, digits, '.', '-', '_')`,
+    );
   }
   const hbonePort = one<number>('hbone-port');
-  if (hbonePort === 0) problems.push('--hbone-port cannot be 0: peers dial this port on every workload address, so it must be fixed');
+  if (hbonePort === 0)
+    problems.push('--hbone-port cannot be 0: peers dial this port on every workload address, so it must be fixed');
 
   if (problems.length > 0) {
-    throw new ZtunnelError('ERR_ZTUNNEL_CONFIG', `ztunnel: invalid configuration:\n  - ${problems.join('\n  - ')}\nRun ztunnel --help for every option.`);
+    throw new ZtunnelError(
+      'ERR_ZTUNNEL_CONFIG',
+      `ztunnel: invalid configuration:\n  - ${problems.join('\n  - ')}\nRun ztunnel --help for every option.`,
+    );
   }
   const controlPlane = one<HostPort>('control-plane');
-  const localListeners = ((values.get('local-listener') ?? []) as Array<Omit<LocalListenerConfig, 'bindAddress'> & { bindAddress?: string }>).map(
-    (l) => ({ ...l, bindAddress: l.bindAddress ?? nodeIp }),
-  );
+  const localListeners = (
+    (values.get('local-listener') ?? []) as Array<Omit<LocalListenerConfig, 'bindAddress'> & { bindAddress?: string }>
+  ).map((l) => ({ ...l, bindAddress: l.bindAddress ?? nodeIp }));
   return {
     help: false,
     config: {
@@ -283,10 +387,14 @@ function convert(spec: OptionSpec, text: string): unknown {
     case 'string':
       return text.trim() === '' ? { problem: 'must not be empty' } : text;
     case 'ip':
-      return isIP(text) ? text : { problem: `${JSON.stringify(text)} is not an IP address (e.g. ${spec.example ?? '127.0.1.1'})` };
+      return isIP(text)
+        ? text
+        : { problem: `${JSON.stringify(text)} is not an IP address (e.g. ${spec.example ?? '127.0.1.1'})` };
     case 'port': {
       const n = Number(text);
-      return /^\d+$/.test(text) && n <= 65535 ? n : { problem: `${JSON.stringify(text)} is not a port number (0-65535)` };
+      return /^\d+$/.test(text) && n <= 65535
+        ? n
+        : { problem: `${JSON.stringify(text)} is not a port number (0-65535)` };
     }
     case 'hostport': {
       const hp = parseHostPort(text);
@@ -294,12 +402,18 @@ function convert(spec: OptionSpec, text: string): unknown {
     }
     case 'duration': {
       const ms = parseDuration(text);
-      return ms !== undefined && ms > 0 ? ms : { problem: `${JSON.stringify(text)} is not a positive duration (e.g. 500ms, 10s, 5m, 24h)` };
+      return ms !== undefined && ms > 0
+        ? ms
+        : { problem: `${JSON.stringify(text)} is not a positive duration (e.g. 500ms, 10s, 5m, 24h)` };
     }
     case 'level':
-      return isLogLevel(text) ? text : { problem: `${JSON.stringify(text)} is not a log level (error, warn, info, debug, trace)` };
+      return isLogLevel(text)
+        ? text
+        : { problem: `${JSON.stringify(text)} is not a log level (error, warn, info, debug, trace)` };
     case 'format':
-      return text === 'json' || text === 'kv' ? text : { problem: `${JSON.stringify(text)} is not a log format ('kv' or 'json')` };
+      return text === 'json' || text === 'kv'
+        ? text
+        : { problem: `${JSON.stringify(text)} is not a log format ('kv' or 'json')` };
     case 'bool':
       if (/^(true|1|yes|on)$/i.test(text)) return true;
       if (/^(false|0|no|off)$/i.test(text)) return false;

@@ -2,7 +2,7 @@
  * The ztunnel's three small HTTP endpoints: admin (loopback only), readiness and Prometheus metrics.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { isLogLevel, type Logger, LOG_LEVELS } from './logger.js';
+import { isLogLevel, LOG_LEVELS, type Logger } from './logger.js';
 import type { ZtunnelMetrics } from './metrics.js';
 
 export interface AdminEndpointsOptions {
@@ -39,8 +39,10 @@ function send(res: ServerResponse, status: number, body: string, type = 'text/pl
 
 export function adminServer(opts: AdminEndpointsOptions): Server {
   return httpServer({
-    '/': (_req, res) => send(res, 200, 'ztunnel admin\n  /config_dump\n  /logging[?level=debug]\n  POST /quitquitquit\n'),
-    '/config_dump': (_req, res) => send(res, 200, `${JSON.stringify(opts.configDump(), null, 2)}\n`, 'application/json'),
+    '/': (_req, res) =>
+      send(res, 200, 'ztunnel admin\n  /config_dump\n  /logging[?level=debug]\n  POST /quitquitquit\n'),
+    '/config_dump': (_req, res) =>
+      send(res, 200, `${JSON.stringify(opts.configDump(), null, 2)}\n`, 'application/json'),
     '/logging': (_req, res, url) => {
       const level = url.searchParams.get('level');
       if (level !== null) {

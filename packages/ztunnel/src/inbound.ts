@@ -28,7 +28,9 @@ export function inboundHboneHandler(ctx: ProxyContext, perWorkload: boolean) {
       direction: 'inbound',
       srcAddr: `${hostForAuthority(srcIp)}:${req.remotePort}`,
       srcIdentity,
-      ...(peerWorkload && workloadIdentity(peerWorkload, ctx.config.trustDomain) === srcIdentity ? { srcWorkload: peerWorkload } : {}),
+      ...(peerWorkload && workloadIdentity(peerWorkload, ctx.config.trustDomain) === srcIdentity
+        ? { srcWorkload: peerWorkload }
+        : {}),
       dstAddr: `${hostForAuthority(host)}:${port}`,
       dstHboneAddr: `${hostForAuthority(normalizeIp(req.localAddress))}:${req.localPort}`,
       mtls: true,
@@ -48,8 +50,14 @@ export function inboundHboneHandler(ctx: ProxyContext, perWorkload: boolean) {
       return refuse(400, `authority ${info.dstAddr} is not the workload this listener serves (${req.localAddress})`);
     }
     if (!dest) return refuse(503, `no workload has address ${host}`);
-    if (dest.node !== ctx.config.node) return refuse(400, `workload ${dest.namespace}/${dest.name} is not on this node`);
-    const conn = { sourceIdentity: srcIdentity, sourceIp: srcIp, destinationIp: normalizeIp(host), destinationPort: port };
+    if (dest.node !== ctx.config.node)
+      return refuse(400, `workload ${dest.namespace}/${dest.name} is not on this node`);
+    const conn = {
+      sourceIdentity: srcIdentity,
+      sourceIp: srcIp,
+      destinationIp: normalizeIp(host),
+      destinationPort: port,
+    };
     const decision = ctx.policy.check(dest, conn);
     if (!decision.allowed) return refuse(401, `denied by policy: ${decision.message}`);
     let upstream: Socket;
@@ -102,9 +110,21 @@ function trackInbound(
   });
 }
 
-function finish(ctx: ProxyContext, info: ConnectionInfo, tally: ByteTally, direction: 'inbound' | 'outbound', started: number, error?: string): void {
+function finish(
+  ctx: ProxyContext,
+  info: ConnectionInfo,
+  tally: ByteTally,
+  direction: 'inbound' | 'outbound',
+  started: number,
+  error?: string,
+): void {
   ctx.metrics.connectionClosed(tally, direction);
-  logAccess(ctx.logger, info, { bytesSent: tally.sent, bytesRecv: tally.received, durationMs: performance.now() - started, ...(error ? { error } : {}) });
+  logAccess(ctx.logger, info, {
+    bytesSent: tally.sent,
+    bytesRecv: tally.received,
+    durationMs: performance.now() - started,
+    ...(error ? { error } : {}),
+  });
 }
 
 /**
@@ -131,18 +151,27 @@ export function handlePlaintextInbound(ctx: ProxyContext, socket: Socket): void 
     logAccess(ctx.logger, info, { bytesSent: 0, bytesRecv: 0, durationMs: performance.now() - started, error: why });
     socket.destroy();
   };
-  if (!dest || dest.node !== ctx.config.node) return refuse(`no local workload has address ${localIp}`);
+  if (!dest || dest.node !== ctx.config.node) {
+    refuse(`no local workload has address ${localIp}`);
+    return;
+  }
   info.dstWorkload = dest;
   const ports = new Set<number>();
   for (const list of Object.values(dest.services)) for (const p of list) ports.add(p.targetPort || p.servicePort);
   if (ports.size !== 1) {
-    return refuse(`plaintext to ${dest.namespace}/${dest.name} is ambiguous without traffic capture: it serves ports [${[...ports].join(', ')}]; use HBONE`);
+    refuse(
+      `plaintext to ${dest.namespace}/${dest.name} is ambiguous without traffic capture: it serves ports [${[...ports].join(', ')}]; use HBONE`,
+    );
+    return;
   }
   const port = [...ports][0] as number;
   info.dstAddr = `${hostForAuthority(localIp)}:${port}`;
   const conn = { sourceIp: srcIp, destinationIp: localIp, destinationPort: port };
   const decision = ctx.policy.check(dest, conn);
-  if (!decision.allowed) return refuse(`denied by policy: ${decision.message}`, 'UAEX');
+  if (!decision.allowed) {
+    refuse(`denied by policy: ${decision.message}`, 'UAEX');
+    return;
+  }
   socket.pause();
   connectTcp(localIp, port, ctx.config.connectTimeoutMs).then(
     (upstream) => {

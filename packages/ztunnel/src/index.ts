@@ -1,4 +1,4 @@
-export { type CertificateSummary } from './certificates.js';
+export type { CertificateSummary } from './certificates.js';
 export {
   envName,
   type HostPort,
@@ -15,7 +15,15 @@ export {
 export { ConnectionTracker, type TrackedConnection } from './connections.js';
 export { formatDuration, parseDuration } from './duration.js';
 export { ZtunnelError, type ZtunnelErrorCode } from './errors.js';
-export { isLogLevel, LOG_LEVELS, type LogFields, type LogFormat, Logger, type LoggerOptions, type LogLevel } from './logger.js';
+export {
+  isLogLevel,
+  LOG_LEVELS,
+  type LogFields,
+  type LogFormat,
+  Logger,
+  type LoggerOptions,
+  type LogLevel,
+} from './logger.js';
 export { type ByteTally, TCP_LABELS, type TcpLabels, ZtunnelMetrics } from './metrics.js';
 export type {
   AuthorizationInfo,
@@ -32,7 +40,13 @@ export type {
 export { policyKey, serviceKey, workloadIdentity } from './model.js';
 export { type L4Connection, PolicyEvaluator } from './policy.js';
 export { Resolver, type ResolverOptions, type Route, type Target } from './resolver.js';
-export { Socks5Server, type Socks5ServerOptions, type Socks5Request, SocksReply, type SocksReplyCode } from './socks5.js';
+export {
+  type Socks5Request,
+  Socks5Server,
+  type Socks5ServerOptions,
+  SocksReply,
+  type SocksReplyCode,
+} from './socks5.js';
 export { normalizeIp, ProxyState, type StateChange } from './state.js';
 export { type ConnectionInfo, tcpLabels } from './telemetry.js';
 export { loadTrustBundle, Ztunnel, type ZtunnelAddresses, type ZtunnelOptions } from './ztunnel.js';

@@ -63,13 +63,49 @@ export class ZtunnelMetrics {
     const flush = () => {
       for (const t of this.open) this.flushTally(t);
     };
-    this.opened = new Counter({ name: 'istio_tcp_connections_opened_total', help: 'TCP connections opened', labelNames, registers });
-    this.closed = new Counter({ name: 'istio_tcp_connections_closed_total', help: 'TCP connections closed', labelNames, registers });
-    this.failed = new Counter({ name: 'istio_tcp_connections_failed_total', help: 'TCP connections that failed (policy, upstream, resolution)', labelNames, registers });
-    this.sentBytes = new Counter({ name: 'istio_tcp_sent_bytes_total', help: 'bytes sent to the client (server → client) on TCP connections', labelNames, registers, collect: flush });
-    this.receivedBytes = new Counter({ name: 'istio_tcp_received_bytes_total', help: 'bytes received from the client (client → server) on TCP connections', labelNames, registers, collect: flush });
-    this.activeConnections = new Gauge({ name: 'ztunnel_active_connections', help: 'connections open now, by direction', labelNames: ['direction'], registers });
-    this.certificates = new Gauge({ name: 'ztunnel_workload_certificates', help: 'workload certificates held for local workloads', registers });
+    this.opened = new Counter({
+      name: 'istio_tcp_connections_opened_total',
+      help: 'TCP connections opened',
+      labelNames,
+      registers,
+    });
+    this.closed = new Counter({
+      name: 'istio_tcp_connections_closed_total',
+      help: 'TCP connections closed',
+      labelNames,
+      registers,
+    });
+    this.failed = new Counter({
+      name: 'istio_tcp_connections_failed_total',
+      help: 'TCP connections that failed (policy, upstream, resolution)',
+      labelNames,
+      registers,
+    });
+    this.sentBytes = new Counter({
+      name: 'istio_tcp_sent_bytes_total',
+      help: 'bytes sent to the client (server → client) on TCP connections',
+      labelNames,
+      registers,
+      collect: flush,
+    });
+    this.receivedBytes = new Counter({
+      name: 'istio_tcp_received_bytes_total',
+      help: 'bytes received from the client (client → server) on TCP connections',
+      labelNames,
+      registers,
+      collect: flush,
+    });
+    this.activeConnections = new Gauge({
+      name: 'ztunnel_active_connections',
+      help: 'connections open now, by direction',
+      labelNames: ['direction'],
+      registers,
+    });
+    this.certificates = new Gauge({
+      name: 'ztunnel_workload_certificates',
+      help: 'workload certificates held for local workloads',
+      registers,
+    });
   }
 
   connectionOpened(labels: TcpLabels, direction: 'inbound' | 'outbound'): ByteTally {

@@ -118,7 +118,10 @@ export interface AuthorizationInfo {
 }
 
 /** The SPIFFE identity of a workload. */
-export function workloadIdentity(w: Pick<WorkloadInfo, 'trustDomain' | 'namespace' | 'serviceAccount'>, defaultTrustDomain: string): string {
+export function workloadIdentity(
+  w: Pick<WorkloadInfo, 'trustDomain' | 'namespace' | 'serviceAccount'>,
+  defaultTrustDomain: string,
+): string {
   return `spiffe://${w.trustDomain || defaultTrustDomain}/ns/${w.namespace}/sa/${w.serviceAccount || 'default'}`;
 }
 

@@ -28,7 +28,13 @@ export interface OutboundAnswer {
   reject(code: SocksReplyCode): void;
 }
 
-export async function handleOutbound(ctx: ProxyContext, deps: OutboundDeps, socket: Socket, target: Target, answer: OutboundAnswer): Promise<void> {
+export async function handleOutbound(
+  ctx: ProxyContext,
+  deps: OutboundDeps,
+  socket: Socket,
+  target: Target,
+  answer: OutboundAnswer,
+): Promise<void> {
   const started = performance.now();
   const srcIp = normalizeIp(socket.remoteAddress ?? '');
   const info: ConnectionInfo = {
@@ -38,9 +44,17 @@ export async function handleOutbound(ctx: ProxyContext, deps: OutboundDeps, sock
     mtls: false,
   };
   const fail = (err: unknown) => {
-    const e = err instanceof ZtunnelError ? err : new ZtunnelError('ERR_ZTUNNEL_UPSTREAM', (err as Error).message, { cause: err });
+    const e =
+      err instanceof ZtunnelError
+        ? err
+        : new ZtunnelError('ERR_ZTUNNEL_UPSTREAM', (err as Error).message, { cause: err });
     ctx.metrics.connectionFailed(tcpLabels(info, 'source', e.code === 'ERR_ZTUNNEL_UPSTREAM' ? 'UF' : 'NR'));
-    logAccess(ctx.logger, info, { bytesSent: 0, bytesRecv: 0, durationMs: performance.now() - started, error: e.message });
+    logAccess(ctx.logger, info, {
+      bytesSent: 0,
+      bytesRecv: 0,
+      durationMs: performance.now() - started,
+      error: e.message,
+    });
     answer.reject(replyFor(e));
   };
   const source = ctx.state.workloadByAddress(srcIp);
@@ -89,7 +103,10 @@ export async function handleOutbound(ctx: ProxyContext, deps: OutboundDeps, sock
             ...(source.canonicalName ? { serviceName: source.canonicalName } : {}),
             ...(source.canonicalRevision ? { serviceVersion: source.canonicalRevision } : {}),
           },
-          forwarded: { for: { address: srcIp, port: socket.remotePort ?? 0 }, ...(route.destService ? { host: route.destService.hostname } : {}) },
+          forwarded: {
+            for: { address: srcIp, port: socket.remotePort ?? 0 },
+            ...(route.destService ? { host: route.destService.hostname } : {}),
+          },
         },
       );
     } else {
@@ -101,7 +118,11 @@ export async function handleOutbound(ctx: ProxyContext, deps: OutboundDeps, sock
     return fail(
       err instanceof ZtunnelError
         ? err
-        : new ZtunnelError(e.status === 401 ? 'ERR_ZTUNNEL_DENIED' : 'ERR_ZTUNNEL_UPSTREAM', `${e.message}${e.code ? ` (${e.code})` : ''}`, { cause: err }),
+        : new ZtunnelError(
+            e.status === 401 ? 'ERR_ZTUNNEL_DENIED' : 'ERR_ZTUNNEL_UPSTREAM',
+            `${e.message}${e.code ? ` (${e.code})` : ''}`,
+            { cause: err },
+          ),
     );
   }
   if (socket.destroyed) {
@@ -123,7 +144,12 @@ export async function handleOutbound(ctx: ProxyContext, deps: OutboundDeps, sock
   untrack();
   ctx.metrics.connectionClosed(tally, 'outbound');
   const error = closedBy ?? err?.message;
-  logAccess(ctx.logger, info, { bytesSent: tally.sent, bytesRecv: tally.received, durationMs: performance.now() - started, ...(error ? { error } : {}) });
+  logAccess(ctx.logger, info, {
+    bytesSent: tally.sent,
+    bytesRecv: tally.received,
+    durationMs: performance.now() - started,
+    ...(error ? { error } : {}),
+  });
 }
 
 function replyFor(e: ZtunnelError): SocksReplyCode {

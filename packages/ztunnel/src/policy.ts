@@ -3,7 +3,7 @@
  * received over xDS are compiled once per change; each connection asks for the decision at its
  * destination workload (namespace- and mesh-wide policies plus the workload's selector policies).
  */
-import { type Decision, compileAuthorizations, type PolicyEngine } from '@ambient-ts/authz';
+import { compileAuthorizations, type Decision, type PolicyEngine } from '@ambient-ts/authz';
 import type { AuthorizationInfo, WorkloadInfo } from './model.js';
 
 export interface L4Connection {
@@ -46,7 +46,9 @@ export class PolicyEvaluator {
   }
 
   check(workload: WorkloadInfo, conn: L4Connection): Decision {
-    const set = this.engine.policiesFor({ workload: { namespace: workload.namespace, policies: workload.authorizationPolicies } });
+    const set = this.engine.policiesFor({
+      workload: { namespace: workload.namespace, policies: workload.authorizationPolicies },
+    });
     return set.checkConnection({
       ...(conn.sourceIdentity ? { sourceIdentity: conn.sourceIdentity } : {}),
       sourceIp: conn.sourceIp,

@@ -57,7 +57,10 @@ export class Resolver {
     const { state } = this.opts;
     if (isIP(target.host) !== 0) {
       if (this.opts.isOwnListener(target.host, target.port)) {
-        throw new ZtunnelError('ERR_ZTUNNEL_LOOP', `destination ${fmt(target)} is this ztunnel's own listener: refused to prevent a loop`);
+        throw new ZtunnelError(
+          'ERR_ZTUNNEL_LOOP',
+          `destination ${fmt(target)} is this ztunnel's own listener: refused to prevent a loop`,
+        );
       }
       const svc = state.serviceByAddress(target.host);
       if (svc) return this.viaService(source, svc, target.host, target.port);
@@ -68,7 +71,10 @@ export class Resolver {
     const svc = state.serviceByHostname(target.host);
     if (svc) return this.viaService(source, svc, svc.addresses[0]?.address, target.port);
     if (/\.svc(\.|$)/i.test(target.host)) {
-      throw new ZtunnelError('ERR_ZTUNNEL_NO_ROUTE', `no service named ${target.host} is known to this ztunnel (check the hostname: <name>.<namespace>.svc.<domain>)`);
+      throw new ZtunnelError(
+        'ERR_ZTUNNEL_NO_ROUTE',
+        `no service named ${target.host} is known to this ztunnel (check the hostname: <name>.<namespace>.svc.<domain>)`,
+      );
     }
     return { kind: 'passthrough', dial: target };
   }
@@ -77,7 +83,10 @@ export class Resolver {
     const key = serviceKey(svc);
     const svcPort = svc.ports.find((p) => p.servicePort === port);
     if (!svcPort) {
-      throw new ZtunnelError('ERR_ZTUNNEL_NO_ROUTE', `service ${svc.hostname} has no port ${port} (ports: ${svc.ports.map((p) => p.servicePort).join(', ') || 'none'})`);
+      throw new ZtunnelError(
+        'ERR_ZTUNNEL_NO_ROUTE',
+        `service ${svc.hostname} has no port ${port} (ports: ${svc.ports.map((p) => p.servicePort).join(', ') || 'none'})`,
+      );
     }
     if (svc.waypoint && !this.isWaypointItself(source, svc.waypoint)) {
       const authority = vip ? { host: vip, port } : undefined;
@@ -98,12 +107,14 @@ export class Resolver {
     skipWaypoint = false,
   ): Route {
     const ip = w.addresses[0];
-    if (ip === undefined) throw new ZtunnelError('ERR_ZTUNNEL_NO_ROUTE', `workload ${w.namespace}/${w.name} has no address`);
+    if (ip === undefined)
+      throw new ZtunnelError('ERR_ZTUNNEL_NO_ROUTE', `workload ${w.namespace}/${w.name} has no address`);
     if (!skipWaypoint && w.waypoint && !this.isWaypointItself(source, w.waypoint)) {
       return { ...this.waypointRoute(w.waypoint, originalAuthority ?? { host: ip, port }), destWorkload: w };
     }
     const dest = { host: ip, port };
-    if (w.tunnelProtocol !== 'HBONE') return { kind: 'tcp', dial: dest, destWorkload: w, ...(svc ? { destService: svc } : {}) };
+    if (w.tunnelProtocol !== 'HBONE')
+      return { kind: 'tcp', dial: dest, destWorkload: w, ...(svc ? { destService: svc } : {}) };
     return {
       kind: 'hbone',
       dial: { host: ip, port: this.opts.hbonePort },
@@ -128,13 +139,20 @@ export class Resolver {
         ids = [workloadIdentity(ep, this.opts.trustDomain), ...wsvc.subjectAltNames];
       } else if (w) ids = [workloadIdentity(w, this.opts.trustDomain)];
       if (ids.length === 0) {
-        throw new ZtunnelError('ERR_ZTUNNEL_NO_ROUTE', `waypoint ${gw.address.address} is not a known workload or service: its identity cannot be verified`);
+        throw new ZtunnelError(
+          'ERR_ZTUNNEL_NO_ROUTE',
+          `waypoint ${gw.address.address} is not a known workload or service: its identity cannot be verified`,
+        );
       }
       return { kind: 'hbone', dial: { host: dialIp, port }, authority, expectedIdentities: ids, viaWaypoint: true };
     }
     const ref = gw.hostname as { namespace: string; hostname: string };
     const wsvc = this.opts.state.service(`${ref.namespace}/${ref.hostname}`);
-    if (!wsvc) throw new ZtunnelError('ERR_ZTUNNEL_NO_ROUTE', `waypoint service ${ref.namespace}/${ref.hostname} is not known to this ztunnel`);
+    if (!wsvc)
+      throw new ZtunnelError(
+        'ERR_ZTUNNEL_NO_ROUTE',
+        `waypoint service ${ref.namespace}/${ref.hostname} is not known to this ztunnel`,
+      );
     const ep = this.pickEndpoint(undefined, wsvc);
     return {
       kind: 'hbone',
@@ -167,7 +185,10 @@ export class Resolver {
       }
     }
     if (candidates.length === 0) {
-      throw new ZtunnelError('ERR_ZTUNNEL_NO_ROUTE', `service ${svc.hostname} has no ${lb?.healthPolicy === 'ALLOW_ALL' ? '' : 'healthy '}endpoints${scopes.length && lb?.mode === 'STRICT' ? ' matching its routing preference' : ''}`);
+      throw new ZtunnelError(
+        'ERR_ZTUNNEL_NO_ROUTE',
+        `service ${svc.hostname} has no ${lb?.healthPolicy === 'ALLOW_ALL' ? '' : 'healthy '}endpoints${scopes.length && lb?.mode === 'STRICT' ? ' matching its routing preference' : ''}`,
+      );
     }
     return candidates[Math.floor(this.random() * candidates.length)] as WorkloadInfo;
   }

@@ -4,7 +4,7 @@
  * allowed to reach is the outbound handler's business. Bounded: the handshake buffer is capped, a
  * handshake that stalls is cut, and the number of concurrent clients is limited.
  */
-import { isIPv4, isIPv6, type Server, type Socket, createServer } from 'node:net';
+import { createServer, isIPv4, isIPv6, type Server, type Socket } from 'node:net';
 import { ZtunnelError } from './errors.js';
 import type { Target } from './resolver.js';
 
@@ -121,13 +121,15 @@ export class Socks5Server {
         end = 5 + len + 2;
         if (buf.length < end) return;
         host = buf.subarray(5, 5 + len).toString('latin1');
-        if (len === 0 || !/^[A-Za-z0-9._:-]+$/.test(host)) return reply(SocksReply.HOST_UNREACHABLE, `invalid domain name ${JSON.stringify(host)}`);
+        if (len === 0 || !/^[A-Za-z0-9._:-]+$/.test(host))
+          return reply(SocksReply.HOST_UNREACHABLE, `invalid domain name ${JSON.stringify(host)}`);
       } else {
         return reply(SocksReply.ADDRESS_TYPE_NOT_SUPPORTED, `address type ${atyp} is not supported`);
       }
       const port = buf.readUInt16BE(end - 2);
       const rest = buf.subarray(end);
-      if (cmd !== 0x01) return reply(SocksReply.COMMAND_NOT_SUPPORTED, `command ${cmd} is not supported (only CONNECT)`);
+      if (cmd !== 0x01)
+        return reply(SocksReply.COMMAND_NOT_SUPPORTED, `command ${cmd} is not supported (only CONNECT)`);
       if (port === 0) return reply(SocksReply.HOST_UNREACHABLE, 'destination port 0');
       socket.off('data', onData);
       socket.pause();
@@ -192,7 +194,8 @@ function successReply(socket: Socket): Buffer {
   if (isIPv6(addr)) {
     const b = Buffer.alloc(22);
     b.set([5, 0, 0, 4]);
-    expandIPv6(addr).forEach((v, i) => b.writeUInt16BE(v, 4 + i * 2));
+    const groups = expandIPv6(addr);
+    for (let i = 0; i < 8; i++) b.writeUInt16BE(groups[i] ?? 0, 4 + i * 2);
     b.writeUInt16BE(port, 20);
     return b;
   }

@@ -5,13 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
-import {
-  type AuthorizationInfo,
-  policyKey,
-  type ServiceInfo,
-  serviceKey,
-  type WorkloadInfo,
-} from './model.js';
+import { type AuthorizationInfo, policyKey, type ServiceInfo, serviceKey, type WorkloadInfo } from './model.js';
 
 export interface StateChange {
   workloads: boolean;
@@ -47,7 +41,10 @@ export class ProxyState extends EventEmitter<{ change: [StateChange] }> {
     for (const ip of w.addresses) this.workloadByIp.set(normalizeIp(ip), w.uid);
     for (const key of Object.keys(w.services)) {
       let set = this.endpoints.get(key);
-      if (!set) this.endpoints.set(key, (set = new Set()));
+      if (!set) {
+        set = new Set();
+        this.endpoints.set(key, set);
+      }
       set.add(w.uid);
     }
     this.changed('workloads');

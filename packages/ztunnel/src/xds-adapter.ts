@@ -3,12 +3,20 @@
  * strings, absent sub-messages become undefined. Policies keep the decoded shape (what @ambient-ts/authz
  * evaluates).
  */
-import { type Address, type Authorization, formatIp, type GatewayAddress as XdsGatewayAddress, type Service, type Workload } from '@ambient-ts/xds';
+import {
+  type Address,
+  type Authorization,
+  formatIp,
+  type Service,
+  type Workload,
+  type GatewayAddress as XdsGatewayAddress,
+} from '@ambient-ts/xds';
 import type { AuthorizationInfo, GatewayAddress, LoadBalancing, ServiceInfo, WorkloadInfo } from './model.js';
 
 export function toWorkloadInfo(w: Workload): WorkloadInfo {
   const services: WorkloadInfo['services'] = {};
-  for (const [key, list] of Object.entries(w.services)) services[key] = list.ports.map((p) => ({ servicePort: p.servicePort, targetPort: p.targetPort }));
+  for (const [key, list] of Object.entries(w.services))
+    services[key] = list.ports.map((p) => ({ servicePort: p.servicePort, targetPort: p.targetPort }));
   const waypoint = toGateway(w.waypoint);
   return {
     uid: w.uid,
@@ -40,7 +48,9 @@ export function toServiceInfo(s: Service): ServiceInfo {
   let loadBalancing: LoadBalancing | undefined;
   if (lb) {
     loadBalancing = {
-      routingPreference: lb.routingPreference.filter((x) => x !== 'UNSPECIFIED_SCOPE') as LoadBalancing['routingPreference'],
+      routingPreference: lb.routingPreference.filter(
+        (x) => x !== 'UNSPECIFIED_SCOPE',
+      ) as LoadBalancing['routingPreference'],
       // PASSTHROUGH (hand the choice to the network) has no meaning for a proxy that picks endpoints: like unspecified.
       mode: lb.mode === 'STRICT' || lb.mode === 'FAILOVER' ? lb.mode : 'UNSPECIFIED',
       healthPolicy: lb.healthPolicy,
@@ -64,8 +74,13 @@ export function toAuthorizationInfo(a: Authorization): AuthorizationInfo {
 
 function toGateway(g: XdsGatewayAddress | null): GatewayAddress | undefined {
   if (!g) return undefined;
-  if (g.hostname && (g.destination === 'hostname' || !g.address)) return { hostname: { ...g.hostname }, hbonePort: g.hboneMtlsPort };
-  if (g.address) return { address: { network: g.address.network, address: formatIp(g.address.address) }, hbonePort: g.hboneMtlsPort };
+  if (g.hostname && (g.destination === 'hostname' || !g.address))
+    return { hostname: { ...g.hostname }, hbonePort: g.hboneMtlsPort };
+  if (g.address)
+    return {
+      address: { network: g.address.network, address: formatIp(g.address.address) },
+      hbonePort: g.hboneMtlsPort,
+    };
   return undefined;
 }
 

@@ -9,10 +9,18 @@ import type { Server as HttpServer } from 'node:http';
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { CaClient, SecretManager } from '@ambient-ts/ca';
 import { HboneClient, HboneServer } from '@ambient-ts/hbone';
-import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, type Address, type Authorization, formatIp, type XdsUpdate, XdsClient } from '@ambient-ts/xds';
+import {
+  ADDRESS_TYPE_URL,
+  type Address,
+  AUTHORIZATION_TYPE_URL,
+  type Authorization,
+  formatIp,
+  XdsClient,
+  type XdsUpdate,
+} from '@ambient-ts/xds';
 import * as grpc from '@grpc/grpc-js';
 import { LocalCertificates } from './certificates.js';
-import { type ZtunnelConfig, xdsNodeId } from './config.js';
+import { xdsNodeId, type ZtunnelConfig } from './config.js';
 import { ConnectionTracker } from './connections.js';
 import type { ProxyContext } from './context.js';
 import { ZtunnelError } from './errors.js';
@@ -55,10 +63,17 @@ export function loadTrustBundle(file: string): string {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ZtunnelError('ERR_ZTUNNEL_FILE', `cannot read the trust bundle ${file}: ${(err as Error).message} (give the control plane's root-cert.pem with --trust-bundle)`, { cause: err });
+    throw new ZtunnelError(
+      'ERR_ZTUNNEL_FILE',
+      `cannot read the trust bundle ${file}: ${(err as Error).message} (give the control plane's root-cert.pem with --trust-bundle)`,
+      { cause: err },
+    );
   }
   if (!/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.test(text)) {
-    throw new ZtunnelError('ERR_ZTUNNEL_FILE', `the trust bundle ${file} holds no PEM certificate: ztunnel will not start without roots to verify peers against`);
+    throw new ZtunnelError(
+      'ERR_ZTUNNEL_FILE',
+      `the trust bundle ${file} holds no PEM certificate: ztunnel will not start without roots to verify peers against`,
+    );
   }
   return text;
 }
@@ -68,7 +83,9 @@ function readToken(file: string): string {
   try {
     token = readFileSync(file, 'utf8').trim();
   } catch (err) {
-    throw new ZtunnelError('ERR_ZTUNNEL_FILE', `cannot read the bootstrap token ${file}: ${(err as Error).message}`, { cause: err });
+    throw new ZtunnelError('ERR_ZTUNNEL_FILE', `cannot read the bootstrap token ${file}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   if (!token) throw new ZtunnelError('ERR_ZTUNNEL_FILE', `the bootstrap token file ${file} is empty`);
   return token;
@@ -96,7 +113,13 @@ export class Ztunnel {
   private admin?: HttpServer;
   private metricsHttp?: HttpServer;
   private readiness?: HttpServer;
-  private addrs: Omit<ZtunnelAddresses, 'hbone' | 'plaintext'> = { socks5: '', admin: '', metrics: '', readiness: '', localListeners: [] };
+  private addrs: Omit<ZtunnelAddresses, 'hbone' | 'plaintext'> = {
+    socks5: '',
+    admin: '',
+    metrics: '',
+    readiness: '',
+    localListeners: [],
+  };
   private lifecycle: State = 'starting';
   private closing?: Promise<void>;
   private reconcileQueue: Promise<void> = Promise.resolve();
@@ -109,7 +132,14 @@ export class Ztunnel {
     this.onExit = options.onExit;
     this.logger = options.logger ?? new Logger({ level: config.logLevel, format: config.logFormat });
     this.policy = new PolicyEvaluator();
-    this.ctx = { config, logger: this.logger, metrics: this.metrics, state: this.state, tracker: this.tracker, policy: this.policy };
+    this.ctx = {
+      config,
+      logger: this.logger,
+      metrics: this.metrics,
+      state: this.state,
+      tracker: this.tracker,
+      policy: this.policy,
+    };
     // Read the token now so a missing file is a start-up error, not a silent reconnect loop.
     readToken(config.tokenFile);
     const caTarget = `${hostForAuthority(config.caAddress.host)}:${config.caAddress.port}`;
@@ -135,14 +165,23 @@ export class Ztunnel {
       node: {
         id: xdsNodeId(config),
         cluster: config.clusterId,
-        metadata: { NAME: config.podName, NAMESPACE: config.podNamespace, NODE_NAME: config.node, CLUSTER_ID: config.clusterId, INSTANCE_IPS: config.nodeIp },
+        metadata: {
+          NAME: config.podName,
+          NAMESPACE: config.podNamespace,
+          NODE_NAME: config.node,
+          CLUSTER_ID: config.clusterId,
+          INSTANCE_IPS: config.nodeIp,
+        },
         userAgentName: 'ambient-ts-ztunnel',
       },
     });
     this.hboneClient = new HboneClient({
       credentials: (sourceIdentity) => {
         if (!sourceIdentity || !this.certs.isLocal(sourceIdentity)) {
-          throw new ZtunnelError('ERR_ZTUNNEL_NO_CERTIFICATE', `no certificate for ${sourceIdentity ?? 'an unnamed source'}: it is not a workload on this node`);
+          throw new ZtunnelError(
+            'ERR_ZTUNNEL_NO_CERTIFICATE',
+            `no certificate for ${sourceIdentity ?? 'an unnamed source'}: it is not a workload on this node`,
+          );
         }
         return this.certs.get(sourceIdentity);
       },
@@ -156,9 +195,13 @@ export class Ztunnel {
     });
     this.socks = new Socks5Server({
       onRequest: (req) => {
-        void handleOutbound(this.ctx, this.outboundDeps(), req.socket, req.target, { accept: () => req.accept(), reject: (c) => req.reject(c) });
+        void handleOutbound(this.ctx, this.outboundDeps(), req.socket, req.target, {
+          accept: () => req.accept(),
+          reject: (c) => req.reject(c),
+        });
       },
-      onProtocolError: (err, socket) => this.logger.debug('socks5', err.message, { src: `${socket.remoteAddress}:${socket.remotePort}` }),
+      onProtocolError: (err, socket) =>
+        this.logger.debug('socks5', err.message, { src: `${socket.remoteAddress}:${socket.remotePort}` }),
     });
   }
 
@@ -208,7 +251,8 @@ export class Ztunnel {
       for (const w of this.state.localWorkloads(this.config.node)) {
         if (w.tunnelProtocol !== 'HBONE') continue;
         for (const ip of w.addresses.map(normalizeIp)) {
-          if (!this.inbound.has(ip) && !this.inboundErrors.has(ip)) pending.push(`opening the inbound listener for ${ip}`);
+          if (!this.inbound.has(ip) && !this.inboundErrors.has(ip))
+            pending.push(`opening the inbound listener for ${ip}`);
         }
       }
     }
@@ -251,11 +295,19 @@ export class Ztunnel {
       node: this.config.node,
       nodeId: xdsNodeId(this.config),
       trustDomain: this.config.trustDomain,
-      controlPlane: { address: `${this.config.controlPlane.host}:${this.config.controlPlane.port}`, state: this.xds.state, synced: this.xds.isReady },
+      controlPlane: {
+        address: `${this.config.controlPlane.host}:${this.config.controlPlane.port}`,
+        state: this.xds.state,
+        synced: this.xds.isReady,
+      },
       ready: this.readiness_(),
       listeners: this.addresses(),
       certificates: this.certs.summaries(),
-      workloads: this.state.allWorkloads().map((w) => ({ ...w, identity: workloadIdentity(w, this.config.trustDomain), local: w.node === this.config.node })),
+      workloads: this.state.allWorkloads().map((w) => ({
+        ...w,
+        identity: workloadIdentity(w, this.config.trustDomain),
+        local: w.node === this.config.node,
+      })),
       services: this.state.allServices(),
       policies: this.state.allPolicies().map(readablePolicy),
       connections: { open: this.tracker.size },
@@ -272,7 +324,9 @@ export class Ztunnel {
       await Promise.allSettled([
         this.socks.close(),
         ...this.localListeners.map((l) => closeServer(l)),
-        ...[...this.inbound.values()].map((l) => Promise.all([l.hbone.close(), l.plaintext ? closeServer(l.plaintext) : undefined])),
+        ...[...this.inbound.values()].map((l) =>
+          Promise.all([l.hbone.close(), l.plaintext ? closeServer(l.plaintext) : undefined]),
+        ),
         this.tracker.drain(deadline).then(({ cut }) => {
           if (cut > 0) this.logger.warn('ztunnel', 'drain deadline reached: connections cut', { cut });
         }),
@@ -281,7 +335,9 @@ export class Ztunnel {
       this.xds.close();
       await this.secrets.close();
       this.caClient.close();
-      await Promise.allSettled([this.admin, this.metricsHttp, this.readiness].map((s) => (s ? closeHttp(s) : undefined)));
+      await Promise.allSettled(
+        [this.admin, this.metricsHttp, this.readiness].map((s) => (s ? closeHttp(s) : undefined)),
+      );
       this.lifecycle = 'closed';
       this.logger.info('ztunnel', 'stopped');
     })();
@@ -333,22 +389,39 @@ export class Ztunnel {
       try {
         return await fn();
       } catch (err) {
-        throw new ZtunnelError('ERR_ZTUNNEL_LISTEN', `cannot listen for ${what} on ${hostForAuthority(host)}:${port}: ${(err as Error).message} (is another ztunnel using this node address? choose another --${what}-port or --node-ip)`, { cause: err });
+        throw new ZtunnelError(
+          'ERR_ZTUNNEL_LISTEN',
+          `cannot listen for ${what} on ${hostForAuthority(host)}:${port}: ${(err as Error).message} (is another ztunnel using this node address? choose another --${what}-port or --node-ip)`,
+          { cause: err },
+        );
       }
     };
     const s = await bind('socks5', c.nodeIp, c.ports.socks5, () => this.socks.listen(c.ports.socks5, c.nodeIp));
     this.addrs.socks5 = this.own(s.address, s.port);
-    this.admin = adminServer({ logger: this.logger, configDump: () => this.configDump(), onQuit: () => this.quit('/quitquitquit') });
-    this.addrs.admin = await bind('admin', c.adminAddress, c.ports.admin, () => listenHttp(this.admin as HttpServer, c.adminAddress, c.ports.admin, (a, p) => this.own(a, p)));
+    this.admin = adminServer({
+      logger: this.logger,
+      configDump: () => this.configDump(),
+      onQuit: () => this.quit('/quitquitquit'),
+    });
+    this.addrs.admin = await bind('admin', c.adminAddress, c.ports.admin, () =>
+      listenHttp(this.admin as HttpServer, c.adminAddress, c.ports.admin, (a, p) => this.own(a, p)),
+    );
     this.metricsHttp = metricsServer(this.metrics);
-    this.addrs.metrics = await bind('metrics', c.nodeIp, c.ports.metrics, () => listenHttp(this.metricsHttp as HttpServer, c.nodeIp, c.ports.metrics, (a, p) => this.own(a, p)));
+    this.addrs.metrics = await bind('metrics', c.nodeIp, c.ports.metrics, () =>
+      listenHttp(this.metricsHttp as HttpServer, c.nodeIp, c.ports.metrics, (a, p) => this.own(a, p)),
+    );
     this.readiness = readinessServer(() => this.readiness_());
-    this.addrs.readiness = await bind('readiness', c.nodeIp, c.ports.readiness, () => listenHttp(this.readiness as HttpServer, c.nodeIp, c.ports.readiness, (a, p) => this.own(a, p)));
+    this.addrs.readiness = await bind('readiness', c.nodeIp, c.ports.readiness, () =>
+      listenHttp(this.readiness as HttpServer, c.nodeIp, c.ports.readiness, (a, p) => this.own(a, p)),
+    );
     for (const l of c.localListeners) {
       const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
         socket.on('error', () => {});
         socket.pause();
-        void handleOutbound(this.ctx, this.outboundDeps(), socket, l.target, { accept: () => socket, reject: () => socket.destroy() });
+        void handleOutbound(this.ctx, this.outboundDeps(), socket, l.target, {
+          accept: () => socket,
+          reject: () => socket.destroy(),
+        });
       });
       const addr = await bind('local-listener', l.bindAddress, l.port, () => listenNet(server, l.bindAddress, l.port));
       this.localListeners.push(server);
@@ -364,9 +437,16 @@ export class Ztunnel {
 
   private startSync(): void {
     this.xds.on('update', (u) => this.applyUpdate(u));
-    this.xds.on('nack', (r) => this.logger.warn('xds', 'rejected resources', { type: r.typeUrl, errors: r.errors.map((e) => `${e.name}: ${e.reason}`).join('; ') }));
+    this.xds.on('nack', (r) =>
+      this.logger.warn('xds', 'rejected resources', {
+        type: r.typeUrl,
+        errors: r.errors.map((e) => `${e.name}: ${e.reason}`).join('; '),
+      }),
+    );
     this.xds.on('connected', () => this.logger.info('xds', 'connected to the control plane'));
-    this.xds.on('disconnected', (err) => this.logger.warn('xds', 'control plane connection lost; keeping the last configuration', { error: err.message }));
+    this.xds.on('disconnected', (err) =>
+      this.logger.warn('xds', 'control plane connection lost; keeping the last configuration', { error: err.message }),
+    );
     this.xds.on('ready', () => {
       this.logger.info('xds', 'initial configuration received');
       this.noteReadiness();
@@ -378,7 +458,11 @@ export class Ztunnel {
       if (change.workloads) this.reconcileLocalWorkloads();
       if (change.policies || change.workloads) {
         for (const { connection, reason } of this.tracker.reevaluate()) {
-          this.logger.info('policy', 'closed a connection that policy now denies', { 'src.addr': connection.info.srcAddr, 'dst.addr': connection.info.dstAddr, reason });
+          this.logger.info('policy', 'closed a connection that policy now denies', {
+            'src.addr': connection.info.srcAddr,
+            'dst.addr': connection.info.dstAddr,
+            reason,
+          });
         }
       }
       this.noteReadiness();
@@ -387,6 +471,12 @@ export class Ztunnel {
   }
 
   private applyUpdate(u: XdsUpdate): void {
+    this.logger.info('xds', 'configuration updated', {
+      type: u.typeUrl.slice(u.typeUrl.lastIndexOf('.') + 1),
+      version: u.version,
+      updated: u.updated.map((r) => r.name).join(',') || undefined,
+      removed: u.removed.join(',') || undefined,
+    });
     this.state.batch(() => {
       if (u.typeUrl === ADDRESS_TYPE_URL) {
         for (const r of u.updated) {
@@ -417,7 +507,8 @@ export class Ztunnel {
         this.ownListeners.delete(`${ip}:${this.config.ports.hbone}`);
         await Promise.allSettled([l.hbone.close(), l.plaintext ? closeServer(l.plaintext) : undefined]);
       }
-      for (const ip of want) if (!this.inbound.has(ip) && this.lifecycle === 'running') await this.openInbound(ip, false);
+      for (const ip of want)
+        if (!this.inbound.has(ip) && this.lifecycle === 'running') await this.openInbound(ip, false);
     });
   }
 
@@ -426,7 +517,10 @@ export class Ztunnel {
       credentials: (local) => {
         const w = this.state.workloadByAddress(local.address);
         if (!w || w.node !== this.config.node) {
-          throw new ZtunnelError('ERR_ZTUNNEL_NO_CERTIFICATE', `no local workload has address ${local.address}: no certificate to present`);
+          throw new ZtunnelError(
+            'ERR_ZTUNNEL_NO_CERTIFICATE',
+            `no local workload has address ${local.address}: no certificate to present`,
+          );
         }
         return this.certs.get(workloadIdentity(w, this.config.trustDomain));
       },
@@ -434,19 +528,34 @@ export class Ztunnel {
       drainTimeoutMs: this.config.drainTimeoutMs,
       upstreamTimeoutMs: this.config.connectTimeoutMs,
     });
-    hbone.on('tlsError', (err, remote) => this.logger.warn('inbound', 'HBONE handshake refused', { src: `${remote.address}:${remote.port}`, error: err.message, code: err.code }));
+    hbone.on('tlsError', (err, remote) =>
+      this.logger.warn('inbound', 'HBONE handshake refused', {
+        src: `${remote.address}:${remote.port}`,
+        error: err.message,
+        code: err.code,
+      }),
+    );
     try {
       const a = await hbone.listen(this.config.ports.hbone, ip);
-      const entry: { hbone: HboneServer; plaintext?: NetServer; address: string } = { hbone, address: this.own(a.address, a.port) };
+      const entry: { hbone: HboneServer; plaintext?: NetServer; address: string } = {
+        hbone,
+        address: this.own(a.address, a.port),
+      };
       this.inbound.set(ip, entry);
       this.inboundErrors.delete(ip);
-      const plaintext = createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) => handlePlaintextInbound(this.ctx, socket));
+      const plaintext = createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) =>
+        handlePlaintextInbound(this.ctx, socket),
+      );
       try {
         const p = await listenNet(plaintext, ip, this.config.ports.plaintext);
         this.own(p.address, p.port);
         entry.plaintext = plaintext;
       } catch (err) {
-        this.logger.warn('inbound', 'plaintext listener not started', { address: ip, port: this.config.ports.plaintext, error: (err as Error).message });
+        this.logger.warn('inbound', 'plaintext listener not started', {
+          address: ip,
+          port: this.config.ports.plaintext,
+          error: (err as Error).message,
+        });
       }
       this.logger.info('inbound', 'listening', { hbone: entry.address, workload_ip: wildcard ? '*' : ip });
       this.noteReadiness();
@@ -454,8 +563,17 @@ export class Ztunnel {
       hbone.destroy();
       const why = (err as Error).message;
       this.inboundErrors.set(ip, why);
-      this.logger.error('inbound', 'cannot open the HBONE listener', { address: ip, port: this.config.ports.hbone, error: why });
-      if (wildcard) throw new ZtunnelError('ERR_ZTUNNEL_LISTEN', `cannot listen for HBONE on ${ip}:${this.config.ports.hbone}: ${why}`, { cause: err });
+      this.logger.error('inbound', 'cannot open the HBONE listener', {
+        address: ip,
+        port: this.config.ports.hbone,
+        error: why,
+      });
+      if (wildcard)
+        throw new ZtunnelError(
+          'ERR_ZTUNNEL_LISTEN',
+          `cannot listen for HBONE on ${ip}:${this.config.ports.hbone}: ${why}`,
+          { cause: err },
+        );
     }
   }
 
@@ -482,7 +600,12 @@ function readablePolicy(p: ReturnType<ProxyState['allPolicies']>[number]): unkno
   return JSON.parse(
     JSON.stringify(p, (_k, v: unknown) => {
       if (v instanceof Uint8Array && !Buffer.isBuffer(v)) return safeFormatIp(v);
-      if (v && typeof v === 'object' && (v as { type?: string }).type === 'Buffer' && Array.isArray((v as { data?: unknown }).data)) {
+      if (
+        v &&
+        typeof v === 'object' &&
+        (v as { type?: string }).type === 'Buffer' &&
+        Array.isArray((v as { data?: unknown }).data)
+      ) {
         return safeFormatIp(Uint8Array.from((v as { data: number[] }).data));
       }
       return v;
@@ -510,7 +633,12 @@ function listenNet(server: NetServer, host: string, port: number): Promise<{ add
   });
 }
 
-async function listenHttp(server: HttpServer, host: string, port: number, own: (a: string, p: number) => string): Promise<string> {
+async function listenHttp(
+  server: HttpServer,
+  host: string,
+  port: number,
+  own: (a: string, p: number) => string,
+): Promise<string> {
   const a = await listenNet(server as unknown as NetServer, host, port);
   return own(a.address, a.port);
 }

@@ -1,8 +1,19 @@
-import { parseConfig, helpText, OPTIONS, envName, xdsNodeId } from '../src/config.js';
+import { envName, helpText, OPTIONS, parseConfig, xdsNodeId } from '../src/config.js';
 import { parseDuration } from '../src/duration.js';
 import { ZtunnelError } from '../src/errors.js';
 
-const required = ['--control-plane', '127.0.0.1:15012', '--trust-bundle', '/tmp/root.pem', '--token-file', '/tmp/token', '--node', 'node-1', '--node-ip', '127.0.1.1'];
+const required = [
+  '--control-plane',
+  '127.0.0.1:15012',
+  '--trust-bundle',
+  '/tmp/root.pem',
+  '--token-file',
+  '/tmp/token',
+  '--node',
+  'node-1',
+  '--node-ip',
+  '127.0.1.1',
+];
 
 function parse(argv: string[], env: Record<string, string> = {}) {
   const r = parseConfig(argv, env);
@@ -26,7 +37,14 @@ describe('config', () => {
     const c = parse(required);
     expect(c.controlPlane).toEqual({ host: '127.0.0.1', port: 15012 });
     expect(c.caAddress).toEqual(c.controlPlane);
-    expect(c.ports).toEqual({ hbone: 15008, plaintext: 15006, socks5: 15080, admin: 15000, metrics: 15020, readiness: 15021 });
+    expect(c.ports).toEqual({
+      hbone: 15008,
+      plaintext: 15006,
+      socks5: 15080,
+      admin: 15000,
+      metrics: 15020,
+      readiness: 15021,
+    });
     expect(c.trustDomain).toBe('cluster.local');
     expect(c.adminAddress).toBe('127.0.1.1');
     expect(c.podName).toBe('ztunnel-node-1');
@@ -85,13 +103,20 @@ describe('config', () => {
       [['--node', 'a', '--node', 'b'], 'given more than once'],
     ];
     for (const [extra, fragment] of cases) {
-      const argv = [...required.filter((_, i) => !(extra[0] === '--node' && (required[i] === '--node' || required[i - 1] === '--node'))), ...extra];
+      const argv = [
+        ...required.filter(
+          (_, i) => !(extra[0] === '--node' && (required[i] === '--node' || required[i - 1] === '--node')),
+        ),
+        ...extra,
+      ];
       expect(problemsOf(argv)).toContain(fragment);
     }
   });
 
   it('rejects a bad environment value naming the variable', () => {
-    expect(problemsOf(required, { ZTUNNEL_METRICS_PORT: 'x' })).toContain('ZTUNNEL_METRICS_PORT: "x" is not a port number');
+    expect(problemsOf(required, { ZTUNNEL_METRICS_PORT: 'x' })).toContain(
+      'ZTUNNEL_METRICS_PORT: "x" is not a port number',
+    );
   });
 
   it('answers --help with every option and examples', () => {

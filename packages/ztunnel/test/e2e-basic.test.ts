@@ -1,5 +1,5 @@
 import type { Server } from 'node:net';
-import { Mesh, type ZtunnelProcess, docs, httpGet, pod, splitHostPort, svc } from './helpers/mesh.js';
+import { docs, httpGet, Mesh, pod, splitHostPort, svc, type ZtunnelProcess } from './helpers/mesh.js';
 import { dial, echoServer, readAll, socksConnect } from './helpers/net.js';
 
 // Node 1 = 127.0.21.x, node 2 = 127.0.22.x (unique to this file).
@@ -57,34 +57,59 @@ describe('ztunnel end to end: two nodes, SOCKS5 in, HBONE across', () => {
       bytes_recv: 21,
       bytes_sent: 21,
     });
-    const out = await z1.waitFor((l) => l.scope === 'access' && l.direction === 'outbound' && l['dst.service'] === 'echo.default.svc.cluster.local');
-    expect(out).toMatchObject({ 'src.identity': 'spiffe://cluster.local/ns/default/sa/client', 'dst.identity': 'spiffe://cluster.local/ns/default/sa/echo' });
+    const out = await z1.waitFor(
+      (l) =>
+        l.scope === 'access' && l.direction === 'outbound' && l['dst.service'] === 'echo.default.svc.cluster.local',
+    );
+    expect(out).toMatchObject({
+      'src.identity': 'spiffe://cluster.local/ns/default/sa/client',
+      'dst.identity': 'spiffe://cluster.local/ns/default/sa/echo',
+    });
   });
 
   it('exports Istio TCP metrics with source and destination reporters', async () => {
     const m1 = (await httpGet(z1.metrics, '/metrics')).body;
     const m2 = (await httpGet(z2.metrics, '/stats/prometheus')).body;
-    expect(m1).toMatch(/istio_tcp_connections_opened_total\{reporter="source",source_workload="client",source_workload_namespace="default",source_principal="spiffe:\/\/cluster.local\/ns\/default\/sa\/client"[^}]*destination_service="echo.default.svc.cluster.local"[^}]*connection_security_policy="mutual_tls"\} 1/);
-    expect(m2).toMatch(/istio_tcp_received_bytes_total\{reporter="destination"[^}]*destination_workload="echo"[^}]*\} 21/);
+    expect(m1).toMatch(
+      /istio_tcp_connections_opened_total\{reporter="source",source_workload="client",source_workload_namespace="default",source_principal="spiffe:\/\/cluster.local\/ns\/default\/sa\/client"[^}]*destination_service="echo.default.svc.cluster.local"[^}]*connection_security_policy="mutual_tls"\} 1/,
+    );
+    expect(m2).toMatch(
+      /istio_tcp_received_bytes_total\{reporter="destination"[^}]*destination_workload="echo"[^}]*\} 21/,
+    );
     expect(m2).toContain('istio_tcp_connections_closed_total{reporter="destination"');
   });
 
   it('dumps config with certificates but never keys', async () => {
     const r = await httpGet(z2.admin, '/config_dump');
     expect(r.status).toBe(200);
-    const dump = JSON.parse(r.body) as { certificates: Array<Record<string, string>>; workloads: Array<{ name: string }>; services: unknown[] };
+    const dump = JSON.parse(r.body) as {
+      certificates: Array<Record<string, string>>;
+      workloads: Array<{ name: string }>;
+      services: unknown[];
+    };
     expect(dump.certificates).toEqual([
-      expect.objectContaining({ identity: 'spiffe://cluster.local/ns/default/sa/echo', state: 'available', serial: expect.any(String), notAfter: expect.any(String), issuer: expect.any(String) }),
+      expect.objectContaining({
+        identity: 'spiffe://cluster.local/ns/default/sa/echo',
+        state: 'available',
+        serial: expect.any(String),
+        notAfter: expect.any(String),
+        issuer: expect.any(String),
+      }),
     ]);
     expect(dump.workloads.map((w) => w.name).sort()).toEqual(['client', 'echo']);
     expect(r.body).not.toMatch(/PRIVATE KEY/);
     // Certificates only for its own node's workloads.
-    const d1 = JSON.parse((await httpGet(z1.admin, '/config_dump')).body) as { certificates: Array<{ identity: string }> };
+    const d1 = JSON.parse((await httpGet(z1.admin, '/config_dump')).body) as {
+      certificates: Array<{ identity: string }>;
+    };
     expect(d1.certificates.map((c) => c.identity)).toEqual(['spiffe://cluster.local/ns/default/sa/client']);
   });
 
   it('changes the log level through /logging and refuses a bad one', async () => {
-    expect(await httpGet(z1.admin, '/logging?level=debug', 'POST')).toEqual({ status: 200, body: 'current log level is debug\n' });
+    expect(await httpGet(z1.admin, '/logging?level=debug', 'POST')).toEqual({
+      status: 200,
+      body: 'current log level is debug\n',
+    });
     expect((await httpGet(z1.admin, '/logging?level=loud', 'POST')).status).toBe(400);
     expect((await httpGet(z1.admin, '/logging?level=info', 'POST')).body).toBe('current log level is info\n');
   });

@@ -1,12 +1,18 @@
+import { ZtunnelError } from '../src/errors.js';
 import { Resolver } from '../src/resolver.js';
 import { ProxyState } from '../src/state.js';
-import { ZtunnelError } from '../src/errors.js';
 import { policy, service, workload } from './helpers/model.js';
 
 function setup(random = () => 0) {
   const state = new ProxyState();
   const own = new Set(['127.0.1.1:15080', '127.0.1.10:15008']);
-  const resolver = new Resolver({ state, trustDomain: 'cluster.local', hbonePort: 15008, isOwnListener: (ip, port) => own.has(`${ip}:${port}`), random });
+  const resolver = new Resolver({
+    state,
+    trustDomain: 'cluster.local',
+    hbonePort: 15008,
+    isOwnListener: (ip, port) => own.has(`${ip}:${port}`),
+    random,
+  });
   const client = workload({ uid: 'client', addresses: ['127.0.1.10'], serviceAccount: 'client' });
   state.upsertWorkload(client);
   return { state, resolver, client };
@@ -29,7 +35,14 @@ describe('ProxyState', () => {
     state.on('change', (c) => events.push(c));
     state.batch(() => {
       state.upsertService(service({ name: 'echo', addresses: [{ network: '', address: '10.96.0.1' }] }));
-      state.upsertWorkload(workload({ uid: 'e1', addresses: ['127.0.2.10'], node: 'node-2', services: { 'default/echo.default.svc.cluster.local': [{ servicePort: 80, targetPort: 8080 }] } }));
+      state.upsertWorkload(
+        workload({
+          uid: 'e1',
+          addresses: ['127.0.2.10'],
+          node: 'node-2',
+          services: { 'default/echo.default.svc.cluster.local': [{ servicePort: 80, targetPort: 8080 }] },
+        }),
+      );
       state.upsertPolicy(policy({ name: 'p' }));
     });
     expect(events).toEqual([{ workloads: true, services: true, policies: true }]);
@@ -56,9 +69,19 @@ describe('ProxyState', () => {
     state.upsertPolicy(policy({ name: 'sel', namespace: 'default', scope: 'WORKLOAD_SELECTOR' }));
     state.upsertPolicy(policy({ name: 'sel2', namespace: 'default', scope: 'WORKLOAD_SELECTOR' }));
     const w = workload({ uid: 'w', addresses: ['127.0.2.12'], authorizationPolicies: ['default/sel'] });
-    expect(state.policiesFor(w).map((p) => p.name).sort()).toEqual(['mesh', 'ns', 'sel']);
+    expect(
+      state
+        .policiesFor(w)
+        .map((p) => p.name)
+        .sort(),
+    ).toEqual(['mesh', 'ns', 'sel']);
     expect(state.removePolicy('default/ns')).toBe(true);
-    expect(state.policiesFor(w).map((p) => p.name).sort()).toEqual(['mesh', 'sel']);
+    expect(
+      state
+        .policiesFor(w)
+        .map((p) => p.name)
+        .sort(),
+    ).toEqual(['mesh', 'sel']);
   });
 });
 
@@ -71,7 +94,16 @@ describe('Resolver', () => {
       ['e2', '127.0.3.10', 'HEALTHY', 'node-3'],
       ['e3', '127.0.4.10', 'UNHEALTHY', 'node-1'],
     ] as const) {
-      state.upsertWorkload(workload({ uid, addresses: [ip], status, node, serviceAccount: 'echo', services: { [echoKey]: [{ servicePort: 80, targetPort: 8080 }] } }));
+      state.upsertWorkload(
+        workload({
+          uid,
+          addresses: [ip],
+          status,
+          node,
+          serviceAccount: 'echo',
+          services: { [echoKey]: [{ servicePort: 80, targetPort: 8080 }] },
+        }),
+      );
     }
   }
 
@@ -105,7 +137,13 @@ describe('Resolver', () => {
       if (r.kind === 'hbone') seen.add(r.dial.host);
     }
     expect([...seen].sort()).toEqual(['127.0.2.10', '127.0.3.10']);
-    state.upsertService(service({ name: 'echo', addresses: [{ network: '', address: '10.96.0.1' }], loadBalancing: { routingPreference: [], mode: 'UNSPECIFIED', healthPolicy: 'ALLOW_ALL' } }));
+    state.upsertService(
+      service({
+        name: 'echo',
+        addresses: [{ network: '', address: '10.96.0.1' }],
+        loadBalancing: { routingPreference: [], mode: 'UNSPECIFIED', healthPolicy: 'ALLOW_ALL' },
+      }),
+    );
     const all = new Set<string>();
     for (let i = 0; i < 300; i++) {
       const r = real.resolve(client, { host: '10.96.0.1', port: 80 });
@@ -118,10 +156,23 @@ describe('Resolver', () => {
     const { state, client } = setup();
     withEcho(state, { loadBalancing: { routingPreference: ['NODE'], mode: 'STRICT', healthPolicy: 'ALLOW_ALL' } });
     const r1 = new Resolver({ state, trustDomain: 'cluster.local', hbonePort: 15008, isOwnListener: () => false });
-    for (let i = 0; i < 20; i++) expect(r1.resolve(client, { host: '10.96.0.1', port: 80 }).dial.host).toBe('127.0.4.10');
-    state.upsertService(service({ name: 'echo', addresses: [{ network: '', address: '10.96.0.1' }], loadBalancing: { routingPreference: ['NODE'], mode: 'STRICT', healthPolicy: 'ONLY_HEALTHY' } }));
+    for (let i = 0; i < 20; i++)
+      expect(r1.resolve(client, { host: '10.96.0.1', port: 80 }).dial.host).toBe('127.0.4.10');
+    state.upsertService(
+      service({
+        name: 'echo',
+        addresses: [{ network: '', address: '10.96.0.1' }],
+        loadBalancing: { routingPreference: ['NODE'], mode: 'STRICT', healthPolicy: 'ONLY_HEALTHY' },
+      }),
+    );
     expect(codeOf(() => r1.resolve(client, { host: '10.96.0.1', port: 80 }))).toBe('ERR_ZTUNNEL_NO_ROUTE');
-    state.upsertService(service({ name: 'echo', addresses: [{ network: '', address: '10.96.0.1' }], loadBalancing: { routingPreference: ['NODE'], mode: 'FAILOVER', healthPolicy: 'ONLY_HEALTHY' } }));
+    state.upsertService(
+      service({
+        name: 'echo',
+        addresses: [{ network: '', address: '10.96.0.1' }],
+        loadBalancing: { routingPreference: ['NODE'], mode: 'FAILOVER', healthPolicy: 'ONLY_HEALTHY' },
+      }),
+    );
     expect(['127.0.2.10', '127.0.3.10']).toContain(r1.resolve(client, { host: '10.96.0.1', port: 80 }).dial.host);
   });
 
@@ -129,20 +180,61 @@ describe('Resolver', () => {
     const { state, resolver, client } = setup();
     state.upsertWorkload(workload({ uid: 'w', addresses: ['127.0.2.20'], serviceAccount: 'sa' }));
     state.upsertWorkload(workload({ uid: 'legacy', addresses: ['127.0.2.21'], tunnelProtocol: 'NONE' }));
-    expect(resolver.resolve(client, { host: '127.0.2.20', port: 9000 })).toMatchObject({ kind: 'hbone', authority: { host: '127.0.2.20', port: 9000 }, dial: { host: '127.0.2.20', port: 15008 } });
-    expect(resolver.resolve(client, { host: '127.0.2.21', port: 9000 })).toMatchObject({ kind: 'tcp', dial: { host: '127.0.2.21', port: 9000 } });
+    expect(resolver.resolve(client, { host: '127.0.2.20', port: 9000 })).toMatchObject({
+      kind: 'hbone',
+      authority: { host: '127.0.2.20', port: 9000 },
+      dial: { host: '127.0.2.20', port: 15008 },
+    });
+    expect(resolver.resolve(client, { host: '127.0.2.21', port: 9000 })).toMatchObject({
+      kind: 'tcp',
+      dial: { host: '127.0.2.21', port: 9000 },
+    });
   });
 
   it('sends to the waypoint with the original VIP:port as authority', () => {
     const { state, resolver, client } = setup();
-    withEcho(state, { waypoint: { hostname: { namespace: 'default', hostname: 'waypoint.default.svc.cluster.local' }, hbonePort: 15008 } });
-    state.upsertService(service({ name: 'waypoint', addresses: [{ network: '', address: '10.96.0.9' }], ports: [{ servicePort: 15008, targetPort: 15008 }] }));
-    state.upsertWorkload(workload({ uid: 'wp', addresses: ['127.0.5.10'], serviceAccount: 'waypoint', services: { 'default/waypoint.default.svc.cluster.local': [{ servicePort: 15008, targetPort: 15008 }] } }));
+    withEcho(state, {
+      waypoint: {
+        hostname: { namespace: 'default', hostname: 'waypoint.default.svc.cluster.local' },
+        hbonePort: 15008,
+      },
+    });
+    state.upsertService(
+      service({
+        name: 'waypoint',
+        addresses: [{ network: '', address: '10.96.0.9' }],
+        ports: [{ servicePort: 15008, targetPort: 15008 }],
+      }),
+    );
+    state.upsertWorkload(
+      workload({
+        uid: 'wp',
+        addresses: ['127.0.5.10'],
+        serviceAccount: 'waypoint',
+        services: { 'default/waypoint.default.svc.cluster.local': [{ servicePort: 15008, targetPort: 15008 }] },
+      }),
+    );
     const r = resolver.resolve(client, { host: 'echo.default.svc.cluster.local', port: 80 });
-    expect(r).toMatchObject({ kind: 'hbone', viaWaypoint: true, dial: { host: '127.0.5.10', port: 15008 }, authority: { host: '10.96.0.1', port: 80 }, expectedIdentities: ['spiffe://cluster.local/ns/default/sa/waypoint'] });
+    expect(r).toMatchObject({
+      kind: 'hbone',
+      viaWaypoint: true,
+      dial: { host: '127.0.5.10', port: 15008 },
+      authority: { host: '10.96.0.1', port: 80 },
+      expectedIdentities: ['spiffe://cluster.local/ns/default/sa/waypoint'],
+    });
     // By address, and the waypoint itself is not sent back to itself.
-    state.upsertWorkload(workload({ uid: 'w', addresses: ['127.0.2.30'], waypoint: { address: { network: '', address: '127.0.5.10' }, hbonePort: 15009 } }));
-    expect(resolver.resolve(client, { host: '127.0.2.30', port: 7 })).toMatchObject({ viaWaypoint: true, dial: { host: '127.0.5.10', port: 15009 }, authority: { host: '127.0.2.30', port: 7 } });
+    state.upsertWorkload(
+      workload({
+        uid: 'w',
+        addresses: ['127.0.2.30'],
+        waypoint: { address: { network: '', address: '127.0.5.10' }, hbonePort: 15009 },
+      }),
+    );
+    expect(resolver.resolve(client, { host: '127.0.2.30', port: 7 })).toMatchObject({
+      viaWaypoint: true,
+      dial: { host: '127.0.5.10', port: 15009 },
+      authority: { host: '127.0.2.30', port: 7 },
+    });
     const wp = state.workload('wp');
     if (!wp) throw new Error('no waypoint');
     expect(resolver.resolve(wp, { host: '10.96.0.1', port: 80 })).toMatchObject({ viaWaypoint: false });
@@ -151,10 +243,18 @@ describe('Resolver', () => {
   it('passes through destinations outside the mesh, refuses loops, unknown mesh names and missing ports', () => {
     const { state, resolver, client } = setup();
     withEcho(state);
-    expect(resolver.resolve(client, { host: '192.0.2.1', port: 443 })).toEqual({ kind: 'passthrough', dial: { host: '192.0.2.1', port: 443 } });
-    expect(resolver.resolve(client, { host: 'example.com', port: 443 })).toEqual({ kind: 'passthrough', dial: { host: 'example.com', port: 443 } });
+    expect(resolver.resolve(client, { host: '192.0.2.1', port: 443 })).toEqual({
+      kind: 'passthrough',
+      dial: { host: '192.0.2.1', port: 443 },
+    });
+    expect(resolver.resolve(client, { host: 'example.com', port: 443 })).toEqual({
+      kind: 'passthrough',
+      dial: { host: 'example.com', port: 443 },
+    });
     expect(codeOf(() => resolver.resolve(client, { host: '127.0.1.1', port: 15080 }))).toBe('ERR_ZTUNNEL_LOOP');
-    expect(codeOf(() => resolver.resolve(client, { host: 'nope.default.svc.cluster.local', port: 80 }))).toBe('ERR_ZTUNNEL_NO_ROUTE');
+    expect(codeOf(() => resolver.resolve(client, { host: 'nope.default.svc.cluster.local', port: 80 }))).toBe(
+      'ERR_ZTUNNEL_NO_ROUTE',
+    );
     expect(codeOf(() => resolver.resolve(client, { host: '10.96.0.1', port: 81 }))).toBe('ERR_ZTUNNEL_NO_ROUTE');
   });
 });

@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
-import { connect, type Server } from 'node:net';
 import { createServer as createHttpServer } from 'node:http';
-import { SocksReply, Socks5Server } from '../src/socks5.js';
+import { connect, type Server } from 'node:net';
 import type { ZtunnelError } from '../src/errors.js';
+import { Socks5Server, SocksReply } from '../src/socks5.js';
 import { dial, echoServer, readAll, readBytes, socksConnect } from './helpers/net.js';
 
 const HOST = '127.0.11.1';
@@ -62,7 +62,9 @@ describe('Socks5Server', () => {
     const s = await dial(HOST, port);
     const p = Buffer.alloc(2);
     p.writeUInt16BE(echo.port);
-    s.write(Buffer.concat([Buffer.from([5, 1, 0, 5, 1, 0, 1, ...HOST.split('.').map(Number)]), p, Buffer.from('early')]));
+    s.write(
+      Buffer.concat([Buffer.from([5, 1, 0, 5, 1, 0, 1, ...HOST.split('.').map(Number)]), p, Buffer.from('early')]),
+    );
     const reply = await readBytes(s, 12);
     expect([...reply.subarray(0, 6)]).toEqual([5, 0, 5, 0, 0, 1]);
     s.end();
@@ -128,8 +130,10 @@ describe('Socks5Server', () => {
     try {
       const httpPort = (http.address() as { port: number }).port;
       const out = await new Promise<string>((resolve, reject) =>
-        execFile('curl', ['-sS', '--max-time', '10', '--socks5-hostname', `${HOST}:${port}`, `http://echo.test:${httpPort}/`], (err, stdout, stderr) =>
-          err ? reject(new Error(stderr)) : resolve(stdout),
+        execFile(
+          'curl',
+          ['-sS', '--max-time', '10', '--socks5-hostname', `${HOST}:${port}`, `http://echo.test:${httpPort}/`],
+          (err, stdout, stderr) => (err ? reject(new Error(stderr)) : resolve(stdout)),
         ),
       );
       expect(out).toBe('hi from http');

@@ -76,7 +76,9 @@ export class ZtunnelProcess {
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
       this.waiters.push({ match, resolve });
-      this.exited.then((code) => reject(new Error(`ztunnel ${this.node} exited (${code}) before ${what}; stderr: ${this.stderr.join('')}`)));
+      this.exited.then((code) =>
+        reject(new Error(`ztunnel ${this.node} exited (${code}) before ${what}; stderr: ${this.stderr.join('')}`)),
+      );
     });
   }
 
@@ -120,7 +122,9 @@ export class Mesh {
   }
 
   async startControlPlane(nodes: string[], port = 0): Promise<ControlPlane> {
-    const tokens = nodes.map((n) => `- {token: ${this.token(n)}, identity: "${ZT_ID}", kind: ztunnel, node: ${n}}`).join('\n');
+    const tokens = nodes
+      .map((n) => `- {token: ${this.token(n)}, identity: "${ZT_ID}", kind: ztunnel, node: ${n}}`)
+      .join('\n');
     writeFileSync(join(this.dir, 'tokens.yaml'), `tokens:\n${tokens}\n`);
     for (const n of nodes) writeFileSync(join(this.dir, `token-${n}`), this.token(n), { mode: 0o600 });
     this.cp = await ControlPlane.start({
@@ -141,7 +145,12 @@ export class Mesh {
   }
 
   /** Spawn the ztunnel bin for `node` on `nodeIp`, with ephemeral node-level ports; resolves once it logged 'started'. */
-  async startZtunnel(node: string, nodeIp: string, extra: string[] = [], env: Record<string, string> = {}): Promise<ZtunnelProcess> {
+  async startZtunnel(
+    node: string,
+    nodeIp: string,
+    extra: string[] = [],
+    env: Record<string, string> = {},
+  ): Promise<ZtunnelProcess> {
     const args = [
       '--conditions=@ambient-ts/source',
       '--import',
@@ -169,7 +178,11 @@ export class Mesh {
       'json',
       ...extra,
     ];
-    const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, args, {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const z = new ZtunnelProcess(node, child);
     this.ztunnels.push(z);
     await z.waitFor((l) => l.msg === 'started', "'started'");
@@ -205,7 +218,10 @@ export function splitHostPort(hp: string): [string, number] {
 }
 
 /** Kubernetes-style YAML for a pod with an IP on a node. */
-export function pod(name: string, opts: { ns?: string; node: string; ip: string; sa?: string; labels?: Record<string, string> }): string {
+export function pod(
+  name: string,
+  opts: { ns?: string; node: string; ip: string; sa?: string; labels?: Record<string, string> },
+): string {
   const labels = { app: name, ...(opts.labels ?? {}) };
   return `apiVersion: v1
 kind: Pod
@@ -215,7 +231,16 @@ status: {podIP: ${opts.ip}}
 `;
 }
 
-export function svc(name: string, opts: { ns?: string; vip: string; selector?: Record<string, string>; ports: Array<{ port: number; targetPort: number; name?: string }>; labels?: Record<string, string> }): string {
+export function svc(
+  name: string,
+  opts: {
+    ns?: string;
+    vip: string;
+    selector?: Record<string, string>;
+    ports: Array<{ port: number; targetPort: number; name?: string }>;
+    labels?: Record<string, string>;
+  },
+): string {
   return `apiVersion: v1
 kind: Service
 metadata: {name: ${name}, namespace: ${opts.ns ?? 'default'}${opts.labels ? `, labels: ${JSON.stringify(opts.labels)}` : ''}}

@@ -1,0 +1,87 @@
+/** Child processes of the demo (the control plane and the ztunnels), with their JSON log lines. */
+import { type ChildProcess, spawn } from 'node:child_process';
+
+export interface LogLine {
+  msg: string;
+  scope?: string;
+  level?: string;
+  [k: string]: unknown;
+}
+
+export class Proc {
+  readonly logs: LogLine[] = [];
+  private readonly waiters = new Set<{
+    match: (l: LogLine) => boolean;
+    resolve: (l: LogLine) => void;
+    reject: (e: Error) => void;
+  }>();
+  readonly exited: Promise<number | null>;
+  private tail = '';
+
+  constructor(
+    readonly name: string,
+    readonly child: ChildProcess,
+  ) {
+    for (const stream of [child.stdout, child.stderr]) {
+      let buf = '';
+      stream?.setEncoding('utf8');
+      stream?.on('data', (c: string) => {
+        buf += c;
+        for (let i = buf.indexOf('\n'); i !== -1; i = buf.indexOf('\n')) {
+          this.line(buf.slice(0, i));
+          buf = buf.slice(i + 1);
+        }
+      });
+    }
+    this.exited = new Promise((resolve) =>
+      child.once('exit', (code) => {
+        for (const w of this.waiters) w.reject(new Error(`${name} exited with code ${code}:\n${this.tail}`));
+        resolve(code);
+      }),
+    );
+  }
+
+  /** First log line (past or future) matching. */
+  waitFor(match: (l: LogLine) => boolean): Promise<LogLine> {
+    const seen = this.logs.find(match);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => this.waiters.add({ match, resolve, reject }));
+  }
+
+  /** First matching line logged from now on. */
+  next(match: (l: LogLine) => boolean): Promise<LogLine> {
+    const from = this.logs.length;
+    return this.waitFor((l) => this.logs.indexOf(l) >= from && match(l));
+  }
+
+  async stop(): Promise<number | null> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
+    return this.exited;
+  }
+
+  private line(text: string): void {
+    this.tail = `${this.tail}${text}\n`.slice(-4000);
+    let l: LogLine;
+    try {
+      l = JSON.parse(text) as LogLine;
+    } catch {
+      return;
+    }
+    this.logs.push(l);
+    for (const w of [...this.waiters]) {
+      if (w.match(l)) {
+        this.waiters.delete(w);
+        w.resolve(l);
+      }
+    }
+  }
+}
+
+/** Run a TypeScript bin of this repository with Node + tsx against the sources. */
+export function runTs(name: string, script: string, args: string[], cwd: string): Proc {
+  const child = spawn(process.execPath, ['--conditions=@ambient-ts/source', '--import', 'tsx', script, ...args], {
+    cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return new Proc(name, child);
+}
