@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { SpiffeId } from '@ambient-ts/identity';
-import { parse as parseYaml } from 'yaml';
+import { CORE_SCHEMA, load } from 'js-yaml';
 import { ControlPlaneError } from './errors.js';
 
 export type ProxyKind = 'ztunnel' | 'waypoint';
@@ -69,7 +69,7 @@ export class TokenTable {
     }
     let doc: unknown;
     try {
-      doc = parseYaml(text);
+      doc = load(text, { schema: CORE_SCHEMA });
     } catch (err) {
       throw bad(`--tokens ${file} is not valid YAML/JSON: ${(err as Error).message}`);
     }
