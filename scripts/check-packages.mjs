@@ -9,9 +9,24 @@ import { join, resolve } from 'node:path';
 
 const root = resolve(import.meta.dirname, '..');
 const only = process.argv.slice(2);
-const pkgs = readdirSync(join(root, 'packages'))
+const all = readdirSync(join(root, 'packages'))
   .map((dir) => ({ dir: join(root, 'packages', dir), json: readJson(join(root, 'packages', dir, 'package.json')) }))
-  .filter((p) => p.json && !p.json.private && (only.length === 0 || only.includes(p.json.name)));
+  .filter((p) => p.json && !p.json.private);
+// Named packages bring their workspace dependencies along: their tarballs must be installed together.
+const wanted = new Set(only.length ? only : all.map((p) => p.json.name));
+for (let grew = true; grew; ) {
+  grew = false;
+  for (const p of all) {
+    if (!wanted.has(p.json.name)) continue;
+    for (const [dep, range] of Object.entries(p.json.dependencies ?? {})) {
+      if (String(range).startsWith('workspace:') && !wanted.has(dep)) {
+        wanted.add(dep);
+        grew = true;
+      }
+    }
+  }
+}
+const pkgs = all.filter((p) => wanted.has(p.json.name));
 
 const bin = (name) => join(root, 'node_modules', '.bin', name);
 const run = (cmd, args, cwd) => execFileSync(cmd, args, { cwd, stdio: 'inherit' });
