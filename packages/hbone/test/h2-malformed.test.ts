@@ -248,6 +248,24 @@ describe('stream errors and tolerated input from a raw client', () => {
     expect(t.errors).toEqual([]);
   });
 
+  it('HEADERS whose priority depends on the stream itself is refused; HPACK stays in sync', async () => {
+    const t = await rawClient();
+    const block = t.hpack.encode(request('10.9.9.9:1'));
+    t.peer.send(
+      RawPeer.frame(
+        T.HEADERS,
+        F.END_HEADERS | F.PRIORITY,
+        1,
+        Buffer.concat([RawPeer.u32(1), Buffer.from([16]), block]),
+      ),
+      t.headers(3, request('10.9.9.9:1')),
+    );
+    const rst = await t.peer.waitFor((f) => f.type === T.RST && f.streamId === 1);
+    expect(rst!.payload.readUInt32BE(0)).toBe(H2_ERROR.PROTOCOL_ERROR);
+    while (t.streams.length === 0) await new Promise((r) => setImmediate(r));
+    expect(t.streams.map((s) => [s.stream.id, s.headers])).toEqual([[3, request('10.9.9.9:1')]]);
+  });
+
   it('a stream WINDOW_UPDATE overflow resets only that stream', async () => {
     const t = await rawClient();
     t.peer.send(t.headers(1, request()), RawPeer.frame(T.WU, 0, 1, RawPeer.u32(0x7fffffff)));

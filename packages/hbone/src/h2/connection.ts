@@ -564,12 +564,8 @@ export class H2ConnectionImpl extends EventEmitter implements H2Connection, Fram
       }
       const dependency = payload.readUInt32BE(start) & 0x7fffffff;
       start += 5;
-      if (dependency === streamId) {
-        // Still decode the block so the HPACK state stays in sync; the stream itself is refused below.
-        this.beginBlock(streamId, flags, payload.subarray(start, end));
-        this.selfDependent = streamId;
-        return;
-      }
+      // A stream depending on itself is refused, after its block is decoded to keep HPACK in sync.
+      if (dependency === streamId) this.selfDependent = streamId;
     }
     this.beginBlock(streamId, flags, payload.subarray(start, end));
   }
