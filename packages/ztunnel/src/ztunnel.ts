@@ -225,6 +225,7 @@ export class Ztunnel {
       admin: z.addrs.admin,
       metrics: z.addrs.metrics,
       readiness: z.addrs.readiness,
+      local_listeners: z.addrs.localListeners.join(',') || undefined,
     });
     return z;
   }
