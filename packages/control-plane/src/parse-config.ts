@@ -25,7 +25,9 @@ export function parseConfigText(text: string, file: string, options: DecodeOptio
   if (text.length > MAX_TEXT_BYTES) {
     return {
       objects: [],
-      problems: [{ code: 'read-failed', severity: 'error', file, reason: `file is larger than ${MAX_TEXT_BYTES} bytes` }],
+      problems: [
+        { code: 'read-failed', severity: 'error', file, reason: `file is larger than ${MAX_TEXT_BYTES} bytes` },
+      ],
       rejectedKeys: new Set(),
       syntaxError: true,
     };
@@ -41,7 +43,15 @@ export function parseConfigText(text: string, file: string, options: DecodeOptio
       const column = e.mark ? ` (column ${e.mark.column + 1})` : '';
       return {
         objects: [],
-        problems: [{ code: 'yaml-syntax', severity: 'error', file, line, reason: `YAML syntax error: ${e.reason ?? e.message}${column}` }],
+        problems: [
+          {
+            code: 'yaml-syntax',
+            severity: 'error',
+            file,
+            line,
+            reason: `YAML syntax error: ${e.reason ?? e.message}${column}`,
+          },
+        ],
         rejectedKeys: new Set(),
         syntaxError: true,
       };
@@ -103,4 +113,3 @@ function isList(v: unknown): v is { items: unknown[] } {
   const o = v as Record<string, unknown>;
   return o.apiVersion === 'v1' && o.kind === 'List' && Array.isArray(o.items);
 }
-

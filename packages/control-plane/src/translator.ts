@@ -26,6 +26,7 @@ import type {
   ServiceResource,
   WorkloadResource,
 } from './resources.js';
+import { SelectorIndex } from './selector-index.js';
 
 type Pod = ConfigObject<'Pod'>;
 type WorkloadEntry = ConfigObject<'WorkloadEntry'>;
@@ -109,6 +110,9 @@ export class Translator {
   readonly #peerAuths = new Map<string, PeerAuth>();
   readonly #peerAuthsByNs = new Map<string, Set<string>>();
   readonly #l7 = new Map<string, AnyConfigObject>();
+  /** Services (non-empty selectors) and selector policies, findable from a workload's labels. */
+  readonly #serviceSelectors = new SelectorIndex();
+  readonly #policySelectors = new SelectorIndex();
 
   /** Object key -> the waypoint it asked for, and the reverse index to find dependants of a Gateway. */
   readonly #waypointRequests = new Map<string, WaypointRequest>();
@@ -202,22 +206,27 @@ export class Translator {
       for (const k of this.#workloadsByNs.get(ns) ?? NO_NAMES) dirtyWorkloads.add(k);
       for (const k of this.#servicesByNs.get(ns) ?? NO_NAMES) dirtyServices.add(k);
     };
+    // Selector-based marking is deferred: when a batch already dirties every workload (a cold start),
+    // testing each selector against each workload would be wasted work.
+    const selectorMarks: Array<{ ns: string; selector: Readonly<Record<string, string>> }> = [];
     const markSelected = (ns: string, selector: Readonly<Record<string, string>> | undefined) => {
-      if (!selector) return;
-      const namespaces = ns === this.rootNamespace ? [...this.#workloadsByNs.keys()] : [ns];
-      for (const n of namespaces) {
-        for (const k of this.#workloadsByNs.get(n) ?? NO_NAMES) {
-          const w = this.#workloads.get(k);
-          if (w && selectorMatches(selector, workloadLabels(w))) dirtyWorkloads.add(k);
-        }
-      }
+      if (selector) selectorMarks.push({ ns, selector });
     };
     const markServiceSelected = (svc: Service | undefined) => {
       const sel = svc?.spec.selector;
-      if (!svc || !sel || Object.keys(sel).length === 0) return;
-      for (const k of this.#workloadsByNs.get(svc.metadata.namespace) ?? NO_NAMES) {
-        const w = this.#workloads.get(k);
-        if (w && selectorMatches(sel, workloadLabels(w))) dirtyWorkloads.add(k);
+      if (svc && sel && Object.keys(sel).length > 0) selectorMarks.push({ ns: svc.metadata.namespace, selector: sel });
+    };
+    const applyMarks = () => {
+      for (const { ns, selector } of selectorMarks) {
+        if (dirtyWorkloads.size === this.#workloads.size) return;
+        const namespaces = ns === this.rootNamespace ? [...this.#workloadsByNs.keys()] : [ns];
+        for (const n of namespaces) {
+          for (const k of this.#workloadsByNs.get(n) ?? NO_NAMES) {
+            if (dirtyWorkloads.has(k)) continue;
+            const w = this.#workloads.get(k);
+            if (w && selectorMatches(selector, workloadLabels(w))) dirtyWorkloads.add(k);
+          }
+        }
       }
     };
 
@@ -245,6 +254,7 @@ export class Translator {
         case 'Service': {
           markServiceSelected(prev as Service | undefined);
           setIndexed(this.#services, this.#servicesByNs, key, ns, obj as Service | undefined);
+          this.#serviceSelectors.set(key, ns, (obj as Service | undefined)?.spec.selector);
           markServiceSelected(obj as Service | undefined);
           dirtyServices.add(key);
           break;
@@ -269,9 +279,13 @@ export class Translator {
           markSelected(ns, p?.spec.selector);
           this.#policies.delete(key);
           removeIndexed(this.#selectorPoliciesByNs, ns, key);
+          this.#policySelectors.delete(key);
           if (o) {
             this.#policies.set(key, o);
-            if (o.spec.selector) addIndexed(this.#selectorPoliciesByNs, ns, key);
+            if (o.spec.selector) {
+              addIndexed(this.#selectorPoliciesByNs, ns, key);
+              this.#policySelectors.set(key, ns, o.spec.selector);
+            }
           }
           markSelected(ns, o?.spec.selector);
           dirtyPolicies.add(key);
@@ -291,6 +305,7 @@ export class Translator {
       }
     }
 
+    applyMarks();
     const addrUpserts = new Map<string, AddressResource>();
     const addrRemoved: string[] = [];
     const authzUpserts = new Map<string, AuthorizationResource>();
@@ -486,10 +501,10 @@ export class Translator {
     // Services in the same namespace whose (non-empty) selector matches.
     const services: Record<string, { ports: PortResource[] }> = {};
     const memberOf = new Set<string>();
-    for (const sk of this.#servicesByNs.get(m.namespace) ?? NO_NAMES) {
+    for (const sk of this.#serviceSelectors.candidates(m.namespace, labels)) {
       const svc = this.#services.get(sk) as Service;
       const sel = svc.spec.selector;
-      if (!sel || Object.keys(sel).length === 0 || !selectorMatches(sel, labels)) continue;
+      if (!sel || memberOf.has(sk) || !selectorMatches(sel, labels)) continue;
       memberOf.add(sk);
       const ports: PortResource[] = [];
       for (const p of svc.spec.ports) {
@@ -508,11 +523,11 @@ export class Translator {
     // Selector-scoped policies (own namespace and root namespace) that ztunnel enforces, then PeerAuthentication.
     const policies: string[] = [];
     for (const ns of m.namespace === this.rootNamespace ? [m.namespace] : [m.namespace, this.rootNamespace]) {
-      for (const pk of this.#selectorPoliciesByNs.get(ns) ?? NO_NAMES) {
+      for (const pk of this.#policySelectors.candidates(ns, labels)) {
         const p = this.#policies.get(pk) as AuthzPolicy;
         if (!p.spec.selector || !selectorMatches(p.spec.selector, labels)) continue;
         const name = this.#resourceNames.get(pk);
-        if (name !== undefined && this.#authorizations.has(name)) policies.push(name);
+        if (name !== undefined && this.#authorizations.has(name) && !policies.includes(name)) policies.push(name);
       }
     }
     policies.sort();
@@ -719,10 +734,9 @@ export class Translator {
   #refreshServiceProblems(dirtyServices: Set<string>, dirtyWorkloads: Set<string>): void {
     const check = new Set(dirtyServices);
     // A workload that changed may have joined or left services: their "selects nothing" state may flip.
-    for (const wk of dirtyWorkloads) {
-      const ns = wk.split('/')[1] ?? '';
-      for (const sk of this.#servicesByNs.get(ns) ?? NO_NAMES) check.add(sk);
-    }
+    const namespaces = new Set<string>();
+    for (const wk of dirtyWorkloads) namespaces.add(wk.slice(wk.indexOf('/') + 1, wk.lastIndexOf('/')));
+    for (const ns of namespaces) for (const sk of this.#servicesByNs.get(ns) ?? NO_NAMES) check.add(sk);
     for (const sk of check) {
       const svc = this.#services.get(sk);
       const problemKey = `${sk}#selects`;

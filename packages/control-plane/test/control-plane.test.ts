@@ -177,6 +177,23 @@ describe('ControlPlane end to end (real TLS gRPC, XdsClient and CaClient)', () =
     expect(metrics).toMatch(/pilot_proxy_convergence_time_count [1-9]/);
   });
 
+  it('serves state-of-the-world xDS too', async () => {
+    const c = await start();
+    const root = readFileSync(join(dir, 'state', 'root-cert.pem'));
+    const client = new XdsClient({
+      target: `127.0.0.1:${c.grpcPort}`,
+      credentials: grpc.credentials.createSsl(root),
+      token: () => WAYPOINT,
+      node: { id: 'waypoint~127.0.1.2~wp.shop~shop.svc.cluster.local' },
+      protocol: 'sotw',
+    });
+    closers.push(() => client.close());
+    client.subscribe(ADDRESS_TYPE_URL).subscribe(AUTHORIZATION_TYPE_URL).start();
+    await client.ready();
+    expect(client.resources(ADDRESS_TYPE_URL).size).toBe(3);
+    expect([...client.resources(AUTHORIZATION_TYPE_URL).keys()].sort()).toEqual(['shop/db-allow', 'shop/web-allow']);
+  });
+
   it('refuses xDS streams without a valid token', async () => {
     const c = await start();
     const bad = xdsClient(c, 'not-a-known-token-at-all');
