@@ -86,8 +86,10 @@ function writeMesh(dir: string): Map<number, string> {
     for (let i = 0; i < count; i++) out[i % NAMESPACES]?.push(f(i));
     return out;
   };
-  byNs(SERVICES, serviceYaml).forEach((docs, n) => writeFileSync(join(dir, `services-${n}.yaml`), docs.join('---\n')));
-  byNs(POLICIES, policyYaml).forEach((docs, n) => writeFileSync(join(dir, `policies-${n}.yaml`), docs.join('---\n')));
+  for (const [n, docs] of byNs(SERVICES, serviceYaml).entries())
+    writeFileSync(join(dir, `services-${n}.yaml`), docs.join('---\n'));
+  for (const [n, docs] of byNs(POLICIES, policyYaml).entries())
+    writeFileSync(join(dir, `policies-${n}.yaml`), docs.join('---\n'));
   for (let start = 0; start < PODS; start += 500) {
     const docs: string[] = [];
     for (let i = start; i < start + 500; i++) {

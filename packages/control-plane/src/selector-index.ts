@@ -20,7 +20,7 @@ export class SelectorIndex {
       return;
     }
     // File under the lexically smallest key: stable, and any one pair is enough to be found.
-    const k = keys.reduce((a, b) => (b < a ? b : a));
+    const k = keys.sort()[0] as string;
     const pair = `${k}=${selector[k]}`;
     let byPair = this.#byPair.get(ns);
     if (!byPair) {
