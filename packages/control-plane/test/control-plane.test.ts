@@ -228,8 +228,23 @@ describe('ControlPlane end to end (real TLS gRPC, XdsClient and CaClient)', () =
     await expect(caClient(c, 'unknown-token-0123456789', false).fetchCertificate(ZT_ID)).rejects.toMatchObject({
       message: expect.stringContaining('UNAUTHENTICATED'),
     });
+    // A malformed CSR and a foreign cluster id are refused with their own status codes.
+    await expect(caClient(c, ZTUNNEL_1, false).createCertificate('not a csr')).rejects.toMatchObject({
+      message: expect.stringContaining('INVALID_ARGUMENT'),
+    });
+    const foreign = new CaClient({
+      address: `127.0.0.1:${c.grpcPort}`,
+      trustBundle: () => readFileSync(join(dir, 'state', 'root-cert.pem')),
+      token: ZTUNNEL_1,
+      clusterId: 'other-cluster',
+    });
+    closers.push(() => foreign.close());
+    await expect(foreign.fetchCertificate(ZT_ID)).rejects.toMatchObject({
+      message: expect.stringContaining('PERMISSION_DENIED'),
+    });
     const metrics = (await get(c.monitoringPort, '/metrics')).body;
     expect(metrics).toMatch(/citadel_server_success_cert_issuance_count 4/);
+    expect(metrics).toMatch(/ambient_cp_certificate_refusals_total\{code="7"\} [1-9]/);
   });
 
   it('a mesh certificate authenticates xDS (a proxy renewing with its own identity)', async () => {
