@@ -287,6 +287,52 @@ describe('ControlPlane end to end (real TLS gRPC, XdsClient and CaClient)', () =
     cp = undefined;
   });
 
+  it('logs each configuration problem once, and once more when it is resolved', async () => {
+    writeFileSync(
+      join(dir, 'config', 'bad.yaml'),
+      'apiVersion: v1\nkind: Pod\nmetadata: {name: ghost, namespace: shop}\n',
+    );
+    const lines: Array<{ level: string; msg: string }> = [];
+    const log = (level: string) => (msg: string) => lines.push({ level, msg });
+    cp = await ControlPlane.start({
+      configDir: join(dir, 'config'),
+      stateDir: join(dir, 'state'),
+      listen: '127.0.0.1:0',
+      monitoringListen: '127.0.0.1:0',
+      scheduler,
+      logger: { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') },
+    });
+    const ghost = () => lines.filter((l) => l.msg.includes('Pod shop/ghost'));
+    expect(ghost()).toEqual([
+      {
+        level: 'error',
+        msg: expect.stringContaining('config error: bad.yaml:1: Pod shop/ghost: status.podIP is missing'),
+      },
+    ]);
+    // An unrelated change: the standing problem is not logged again.
+    writeFileSync(join(dir, 'config', 'mesh.yaml'), mesh.replace('127.0.1.10', '127.0.1.11'));
+    await scheduler.nextTask();
+    scheduler.runAll();
+    await (cp.source as import('../src/directory-source.js').DirectorySource).settled();
+    await cp.settled();
+    expect(cp.translator.addresses().has('Kubernetes//Pod/shop/web-1')).toBe(true);
+    expect(ghost()).toHaveLength(1);
+    // Fixing it logs the resolution.
+    writeFileSync(
+      join(dir, 'config', 'bad.yaml'),
+      'apiVersion: v1\nkind: Pod\nmetadata: {name: ghost, namespace: shop}\nstatus: {podIP: 127.0.1.12}\n',
+    );
+    await scheduler.nextTask();
+    scheduler.runAll();
+    await (cp.source as import('../src/directory-source.js').DirectorySource).settled();
+    await cp.settled();
+    expect(ghost()).toEqual([
+      expect.objectContaining({ level: 'error' }),
+      { level: 'info', msg: expect.stringContaining('config problem resolved: bad.yaml:1: Pod shop/ghost') },
+    ]);
+    expect(cp.problems()).toEqual([]);
+  });
+
   it('restart with the same state dir keeps the CA; proxies reconnect on their own', async () => {
     const first = await start();
     const bundle = readFileSync(join(dir, 'state', 'root-cert.pem'), 'utf8');
