@@ -121,10 +121,10 @@ export class Mesh {
     rmSync(join(this.configDir, name), { force: true });
   }
 
-  async startControlPlane(nodes: string[], port = 0): Promise<ControlPlane> {
-    const tokens = nodes
-      .map((n) => `- {token: ${this.token(n)}, identity: "${ZT_ID}", kind: ztunnel, node: ${n}}`)
-      .join('\n');
+  /** `extraTokens`: more entries for tokens.yaml, e.g. a waypoint's. */
+  async startControlPlane(nodes: string[], port = 0, extraTokens: string[] = []): Promise<ControlPlane> {
+    const entries = nodes.map((n) => `- {token: ${this.token(n)}, identity: "${ZT_ID}", kind: ztunnel, node: ${n}}`);
+    const tokens = [...entries, ...extraTokens].join('\n');
     writeFileSync(join(this.dir, 'tokens.yaml'), `tokens:\n${tokens}\n`);
     for (const n of nodes) writeFileSync(join(this.dir, `token-${n}`), this.token(n), { mode: 0o600 });
     this.cp = await ControlPlane.start({
