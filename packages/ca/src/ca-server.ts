@@ -1,15 +1,7 @@
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { SpiffeId } from '@ambient-ts/identity';
-import {
-  type experimental,
-  experimental as grpcExperimental,
-  Server,
-  type ServerCredentials,
-  type ServerUnaryCall,
-  type sendUnaryData,
-  status,
-} from '@grpc/grpc-js';
+import { Server, type ServerCredentials, type ServerUnaryCall, type sendUnaryData, status } from '@grpc/grpc-js';
 import {
   type AuthenticatedCaller,
   type Authenticator,
@@ -19,7 +11,7 @@ import {
   tokenDigest,
 } from './authenticators.js';
 import type { CertificateAuthority } from './certificate-authority.js';
-import { type Clock, systemClock, type Timer } from './clock.js';
+import { type Clock, systemClock } from './clock.js';
 import { CaError, type CaErrorCode } from './errors.js';
 import {
   type CertificateRequestMessage,
@@ -29,6 +21,7 @@ import {
   IMPERSONATED_IDENTITY,
 } from './proto.js';
 import { FailureRateLimiter, type RateLimitOptions } from './rate-limiter.js';
+import { ServingCredentials } from './serving-credentials.js';
 
 export interface CaServerOptions {
   ca: CertificateAuthority;
@@ -41,9 +34,16 @@ export interface CaServerOptions {
   trustedNodeAccounts?: (SpiffeId | string)[];
   /** Whether `identity` has a workload on `node`; wired by the control plane to its workload registry. */
   isWorkloadOnNode?: (node: string, identity: SpiffeId) => boolean | Promise<boolean>;
+  /**
+   * An extra rule, consulted for every request once the built-in rules allowed it: may `caller` obtain a
+   * certificate for `requested` (its own identity, or one it impersonates)? Return false to refuse with
+   * PERMISSION_DENIED, or throw a CaError to refuse with its code and message. It can only narrow what the
+   * built-in rules allow, never widen it.
+   */
+  authorize?: (caller: AuthenticatedCaller, requested: SpiffeId) => boolean | Promise<boolean>;
   /** When set, calls whose `clusterid` metadata names another cluster are refused. */
   clusterId?: string;
-  /** Names in the CA's own serving certificate. Default DNS `localhost`, IPs 127.0.0.1 and ::1. */
+  /** Names in the CA's own serving certificate (used by {@link CaServer.listen}). Default DNS `localhost`, IPs 127.0.0.1 and ::1. */
   serving?: { dnsNames?: string[]; ipAddresses?: string[] };
   /** Per-caller limit on bad requests. */
   rateLimit?: RateLimitOptions;
@@ -70,7 +70,10 @@ const GRPC_CODE: Partial<Record<CaErrorCode, number>> = {
 };
 const PENALISED = new Set<number>([status.UNAUTHENTICATED, status.PERMISSION_DENIED, status.INVALID_ARGUMENT]);
 
-/** Istio's CA API (`istio.v1.auth.IstioCertificateService/CreateCertificate`) over TLS. */
+/**
+ * Istio's CA API (`istio.v1.auth.IstioCertificateService/CreateCertificate`) over TLS: on its own listener
+ * ({@link CaServer.listen}) or as one more service of a grpc.Server someone else owns ({@link CaServer.attachTo}).
+ */
 export class CaServer extends EventEmitter<CaServerEvents> {
   readonly #ca: CertificateAuthority;
   readonly #authenticators: Authenticator[];
@@ -78,8 +81,10 @@ export class CaServer extends EventEmitter<CaServerEvents> {
   readonly #opts: CaServerOptions;
   readonly #clock: Clock;
   readonly #limiter: FailureRateLimiter;
-  readonly #server: Server;
-  readonly #credentials: ServingCredentials;
+  /** Our own listener; only created by listen(). */
+  #server: Server | undefined;
+  #credentials: ServingCredentials | undefined;
+  #serverCredentials: Promise<ServerCredentials> | undefined;
   #port: number | undefined;
   #closed = false;
   /** Counters, for metrics and tests. */
@@ -95,9 +100,16 @@ export class CaServer extends EventEmitter<CaServerEvents> {
       (options.trustedNodeAccounts ?? []).map((id) => SpiffeId.parse(String(id)).toString()),
     );
     this.#limiter = new FailureRateLimiter(this.#clock, options.rateLimit);
-    this.#credentials = new ServingCredentials(options.ca, this.#clock, options.serving);
-    this.#server = new Server({ 'grpc.max_receive_message_length': 64 * 1024 });
-    this.#server.addService(
+  }
+
+  /**
+   * Adds the CA service to `server`, which its owner binds and shuts down (e.g. a control plane serving xDS
+   * and the CA on one port). Every rule applies as on our own listener, the per-caller rate limit included.
+   * After {@link CaServer.close} calls on it are refused with UNAVAILABLE.
+   */
+  attachTo(server: Server): this {
+    if (this.#closed) throw new CaError('ERR_CLOSED', 'the CA server is closed');
+    server.addService(
       {
         CreateCertificate: {
           path: CREATE_CERTIFICATE_PATH,
@@ -121,15 +133,28 @@ export class CaServer extends EventEmitter<CaServerEvents> {
           void this.#handle(call, cb),
       },
     );
+    return this;
   }
 
   /** Starts serving on `host:port` (port 0 picks one); resolves to the bound port. */
   async listen(port = 15012, host = '0.0.0.0'): Promise<number> {
     if (this.#closed) throw new CaError('ERR_CLOSED', 'the CA server is closed');
-    const creds = await this.#credentials.start();
+    if (!this.#server || !this.#serverCredentials) {
+      this.#server = new Server({ 'grpc.max_receive_message_length': 64 * 1024 });
+      this.attachTo(this.#server);
+      this.#credentials = new ServingCredentials({
+        ca: this.#ca,
+        clock: this.#clock,
+        ...(this.#opts.serving?.dnsNames ? { dnsNames: this.#opts.serving.dnsNames } : {}),
+        ...(this.#opts.serving?.ipAddresses ? { ipAddresses: this.#opts.serving.ipAddresses } : {}),
+      });
+      this.#serverCredentials = this.#credentials.start();
+    }
+    const server = this.#server;
+    const creds = await this.#serverCredentials;
     const target = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
     this.#port = await new Promise<number>((resolve, reject) =>
-      this.#server.bindAsync(target, creds, (err, bound) => (err ? reject(err) : resolve(bound))),
+      server.bindAsync(target, creds, (err, bound) => (err ? reject(err) : resolve(bound))),
     );
     return this.#port;
   }
@@ -138,22 +163,27 @@ export class CaServer extends EventEmitter<CaServerEvents> {
     return this.#port;
   }
 
-  /** The serving certificate chain (PEM), e.g. for clients that pin it. */
+  /** The serving certificate chain (PEM) of our own listener, e.g. for clients that pin it. */
   get servingCertificate(): string | undefined {
-    return this.#credentials.current?.chain.join('');
+    return this.#credentials?.certificateChain;
   }
 
-  /** Stops accepting calls and lets in-flight ones finish (forcing after 5 s). Idempotent. */
+  /**
+   * Stops accepting calls and lets in-flight ones finish (forcing after 5 s). Idempotent. A server given to
+   * {@link CaServer.attachTo} stays up (its owner closes it); this CA's service on it refuses further calls.
+   */
   close(): Promise<void> {
-    if (!this.#closed) this.#closed = true;
-    this.#credentials.stop();
+    this.#closed = true;
+    this.#credentials?.stop();
+    const server = this.#server;
+    if (!server) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const force = setTimeout(() => {
-        this.#server.forceShutdown();
+        server.forceShutdown();
         resolve();
       }, 5000);
       force.unref();
-      this.#server.tryShutdown(() => {
+      server.tryShutdown(() => {
         clearTimeout(force);
         resolve();
       });
@@ -162,8 +192,8 @@ export class CaServer extends EventEmitter<CaServerEvents> {
 
   destroy(): void {
     this.#closed = true;
-    this.#credentials.stop();
-    this.#server.forceShutdown();
+    this.#credentials?.stop();
+    this.#server?.forceShutdown();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -180,6 +210,10 @@ export class CaServer extends EventEmitter<CaServerEvents> {
       peer: call.getPeer(),
       ...(peerCertificate ? { peerCertificate } : {}),
     };
+    if (this.#closed) {
+      this.#refuse(cb, ctx, 'ERR_CLOSED', status.UNAVAILABLE, 'the CA is shutting down: retry with another instance');
+      return;
+    }
     const key = rateKey(ctx);
     if (this.#limiter.limited(key)) {
       this.stats.rateLimited++;
@@ -249,6 +283,19 @@ export class CaServer extends EventEmitter<CaServerEvents> {
   }
 
   async #authorize(caller: AuthenticatedCaller, req: CertificateRequestMessage): Promise<SpiffeId> {
+    const requested = await this.#requestedIdentity(caller, req);
+    const hook = this.#opts.authorize;
+    if (hook && !(await hook(caller, requested))) {
+      throw new CaError(
+        'ERR_PERMISSION_DENIED',
+        `${caller.identity} may not obtain a certificate for ${requested}: refused by this CA's authorization rules`,
+      );
+    }
+    return requested;
+  }
+
+  /** The caller's own identity, or the one it may impersonate by the built-in rules. */
+  async #requestedIdentity(caller: AuthenticatedCaller, req: CertificateRequestMessage): Promise<SpiffeId> {
     const wanted = req.metadata[IMPERSONATED_IDENTITY];
     if (wanted === undefined || wanted === '' || wanted === caller.identity.toString()) return caller.identity;
     const who = caller.identity.toString();
@@ -300,85 +347,4 @@ function rateKey(ctx: CallContext): string {
   }
   if (ctx.peerCertificate) return `cert:${createHash('sha256').update(ctx.peerCertificate).digest('hex')}`;
   return `peer:${ctx.peer}`;
-}
-
-/**
- * The server's TLS identity, issued by the CA itself and renewed at half life (and whenever the trust
- * bundle changes), fed to grpc-js as a certificate provider so the listener never restarts.
- */
-class ServingCredentials implements experimental.CertificateProvider {
-  readonly #ca: CertificateAuthority;
-  readonly #clock: Clock;
-  readonly #names: { dnsNames: string[]; ipAddresses: string[] };
-  readonly #caListeners = new Set<experimental.CaCertificateUpdateListener>();
-  readonly #idListeners = new Set<experimental.IdentityCertificateUpdateListener>();
-  current: { key: string; chain: string[]; bundle: string } | undefined;
-  #timer: Timer | undefined;
-  #stopped = false;
-  readonly #onBundle = (): void => void this.#renew().catch(() => this.#retryLater());
-
-  constructor(ca: CertificateAuthority, clock: Clock, names?: { dnsNames?: string[]; ipAddresses?: string[] }) {
-    this.#ca = ca;
-    this.#clock = clock;
-    this.#names = {
-      dnsNames: names?.dnsNames ?? ['localhost'],
-      ipAddresses: names?.ipAddresses ?? ['127.0.0.1', '::1'],
-    };
-  }
-
-  async start(): Promise<ServerCredentials> {
-    await this.#renew();
-    this.#ca.on('trust-bundle-changed', this.#onBundle);
-    this.#ca.on('root-activated', this.#onBundle);
-    // One object serves as both providers (grpc-js's argument order differs between releases).
-    return grpcExperimental.createCertificateProviderServerCredentials(this, this, false);
-  }
-
-  stop(): void {
-    this.#stopped = true;
-    this.#timer?.cancel();
-    this.#ca.off('trust-bundle-changed', this.#onBundle);
-    this.#ca.off('root-activated', this.#onBundle);
-  }
-
-  async #renew(): Promise<void> {
-    if (this.#stopped) return;
-    const issued = await this.#ca.issue({ dnsNames: this.#names.dnsNames, ipAddresses: this.#names.ipAddresses });
-    this.current = { key: issued.key, chain: issued.chain, bundle: issued.trustBundle };
-    for (const l of this.#caListeners) l({ caCertificate: Buffer.from(issued.trustBundle) });
-    for (const l of this.#idListeners)
-      l({ certificate: Buffer.from(issued.chain.join('')), privateKey: Buffer.from(issued.key) });
-    this.#timer?.cancel();
-    const half = (issued.notAfter.getTime() - issued.notBefore.getTime()) / 2;
-    const due = issued.notBefore.getTime() + half - this.#clock.now();
-    this.#timer = this.#clock.setTimer(Math.max(0, due), () => void this.#renew().catch(() => this.#retryLater()));
-  }
-
-  #retryLater(): void {
-    if (this.#stopped) return;
-    this.#timer?.cancel();
-    this.#timer = this.#clock.setTimer(30_000, () => void this.#renew().catch(() => this.#retryLater()));
-  }
-
-  addCaCertificateListener(l: experimental.CaCertificateUpdateListener): void {
-    this.#caListeners.add(l);
-    // grpc-js registers its watcher only after adding listeners: deliver the current state a tick later.
-    queueMicrotask(() => {
-      if (this.current && this.#caListeners.has(l)) l({ caCertificate: Buffer.from(this.current.bundle) });
-    });
-  }
-  removeCaCertificateListener(l: experimental.CaCertificateUpdateListener): void {
-    this.#caListeners.delete(l);
-  }
-  addIdentityCertificateListener(l: experimental.IdentityCertificateUpdateListener): void {
-    this.#idListeners.add(l);
-    queueMicrotask(() => {
-      const c = this.current;
-      if (c && this.#idListeners.has(l))
-        l({ certificate: Buffer.from(c.chain.join('')), privateKey: Buffer.from(c.key) });
-    });
-  }
-  removeIdentityCertificateListener(l: experimental.IdentityCertificateUpdateListener): void {
-    this.#idListeners.delete(l);
-  }
 }

@@ -39,5 +39,6 @@ export {
   type SecretManagerEvents,
   type SecretManagerOptions,
 } from './secret-manager.js';
+export { ServingCredentials, type ServingCredentialsOptions } from './serving-credentials.js';
 export { KeySigner, type SignatureAlgorithm, type Signer } from './signer.js';
 export type { TlsCredentials, WorkloadCertificate } from './workload-certificate.js';
