@@ -37,7 +37,7 @@ export function inboundHboneHandler(ctx: ProxyContext, perWorkload: boolean) {
     };
     const refuse = (status: 400 | 401 | 503, why: string): HboneRejection => {
       ctx.metrics.connectionFailed(tcpLabels(info, 'destination', status === 401 ? 'UAEX' : 'UF'));
-      logAccess(ctx.logger, info, { bytesSent: 0, bytesRecv: 0, durationMs: performance.now() - started, error: why });
+      logAccess(ctx, info, { bytesSent: 0, bytesRecv: 0, durationMs: performance.now() - started, error: why });
       return req.reject(status, why);
     };
     if (family === 0) return refuse(400, `authority ${host}:${port} is not an IP address`);
@@ -119,7 +119,7 @@ function finish(
   error?: string,
 ): void {
   ctx.metrics.connectionClosed(tally, direction);
-  logAccess(ctx.logger, info, {
+  logAccess(ctx, info, {
     bytesSent: tally.sent,
     bytesRecv: tally.received,
     durationMs: performance.now() - started,
@@ -148,7 +148,7 @@ export function handlePlaintextInbound(ctx: ProxyContext, socket: Socket): void 
   if (peer) info.srcWorkload = peer;
   const refuse = (why: string, flags = 'UF') => {
     ctx.metrics.connectionFailed(tcpLabels(info, 'destination', flags));
-    logAccess(ctx.logger, info, { bytesSent: 0, bytesRecv: 0, durationMs: performance.now() - started, error: why });
+    logAccess(ctx, info, { bytesSent: 0, bytesRecv: 0, durationMs: performance.now() - started, error: why });
     socket.destroy();
   };
   if (!dest || dest.node !== ctx.config.node) {

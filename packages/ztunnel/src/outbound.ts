@@ -49,7 +49,7 @@ export async function handleOutbound(
         ? err
         : new ZtunnelError('ERR_ZTUNNEL_UPSTREAM', (err as Error).message, { cause: err });
     ctx.metrics.connectionFailed(tcpLabels(info, 'source', e.code === 'ERR_ZTUNNEL_UPSTREAM' ? 'UF' : 'NR'));
-    logAccess(ctx.logger, info, {
+    logAccess(ctx, info, {
       bytesSent: 0,
       bytesRecv: 0,
       durationMs: performance.now() - started,
@@ -144,7 +144,7 @@ export async function handleOutbound(
   untrack();
   ctx.metrics.connectionClosed(tally, 'outbound');
   const error = closedBy ?? err?.message;
-  logAccess(ctx.logger, info, {
+  logAccess(ctx, info, {
     bytesSent: tally.sent,
     bytesRecv: tally.received,
     durationMs: performance.now() - started,

@@ -59,27 +59,36 @@ export function tcpLabels(info: ConnectionInfo, reporter: 'source' | 'destinatio
   };
 }
 
-/** One line per connection, with Istio's ztunnel access-log fields. */
+/**
+ * One line per connection, with Istio's ztunnel access-log fields. bytes_recv counts client → server,
+ * bytes_sent server → client. Nothing is logged when access logging is off.
+ */
 export function logAccess(
-  logger: Logger,
+  sink: { logger: Logger; config?: { accessLog: boolean } },
   info: ConnectionInfo,
   result: { bytesSent: number; bytesRecv: number; durationMs: number; error?: string },
 ): void {
-  logger.log(result.error ? 'warn' : 'info', 'access', result.error ? 'connection failed' : 'connection complete', {
-    'src.addr': info.srcAddr,
-    'src.workload': info.srcWorkload?.name,
-    'src.namespace': info.srcWorkload?.namespace,
-    'src.identity': info.srcIdentity,
-    'dst.addr': info.dstAddr,
-    'dst.hbone_addr': info.dstHboneAddr,
-    'dst.service': info.dstService?.hostname,
-    'dst.workload': info.dstWorkload?.name,
-    'dst.namespace': info.dstWorkload?.namespace,
-    'dst.identity': info.dstIdentity,
-    direction: info.direction,
-    bytes_sent: result.bytesSent,
-    bytes_recv: result.bytesRecv,
-    duration: `${Math.round(result.durationMs)}ms`,
-    error: result.error,
-  });
+  if (sink.config?.accessLog === false) return;
+  sink.logger.log(
+    result.error ? 'warn' : 'info',
+    'access',
+    result.error ? 'connection failed' : 'connection complete',
+    {
+      'src.addr': info.srcAddr,
+      'src.workload': info.srcWorkload?.name,
+      'src.namespace': info.srcWorkload?.namespace,
+      'src.identity': info.srcIdentity,
+      'dst.addr': info.dstAddr,
+      'dst.hbone_addr': info.dstHboneAddr,
+      'dst.service': info.dstService?.hostname,
+      'dst.workload': info.dstWorkload?.name,
+      'dst.namespace': info.dstWorkload?.namespace,
+      'dst.identity': info.dstIdentity,
+      direction: info.direction,
+      bytes_sent: result.bytesSent,
+      bytes_recv: result.bytesRecv,
+      duration: `${Math.round(result.durationMs)}ms`,
+      error: result.error,
+    },
+  );
 }

@@ -27,7 +27,12 @@ describe('logger and access log', () => {
     expect(lines).toEqual(['2026-01-01T00:00:00.000Z info x hello a=plain b="two words" c="" d=3\n']);
     const json = new Logger({ format: 'json', level: 'debug', write: (l) => lines.push(l), now });
     logAccess(
-      json,
+      { logger: json, config: { accessLog: false } },
+      { direction: 'outbound', srcAddr: 'x', dstAddr: 'y', mtls: false },
+      { bytesSent: 0, bytesRecv: 0, durationMs: 0 },
+    );
+    logAccess(
+      { logger: json },
       {
         direction: 'inbound',
         srcAddr: '127.0.0.1:1',
