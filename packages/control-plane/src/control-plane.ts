@@ -1,7 +1,14 @@
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { type Authenticator, CaError, CertificateAuthority, ClientCertificateAuthenticator } from '@ambient-ts/ca';
+import {
+  type Authenticator,
+  CaError,
+  CaServer,
+  CertificateAuthority,
+  ClientCertificateAuthenticator,
+  ServingCredentials,
+} from '@ambient-ts/ca';
 import {
   ADDRESS_TYPE_URL,
   AUTHORIZATION_TYPE_URL,
@@ -13,7 +20,6 @@ import {
   XdsServer,
 } from '@ambient-ts/xds';
 import * as grpc from '@grpc/grpc-js';
-import { addCaService } from './ca-service.js';
 import { keyOf } from './config-object.js';
 import { type ConfigProblem, formatProblem, problemKey } from './config-problem.js';
 import type { ConfigBatch, ConfigChange, ConfigSource } from './config-source.js';
@@ -25,7 +31,6 @@ import { MonitoringServer } from './monitoring-server.js';
 import { authzConverter, authzValidator } from './policy-adapter.js';
 import type { ResourceDiff } from './resources.js';
 import type { Scheduler } from './scheduler.js';
-import { ServingCredentials } from './serving-credentials.js';
 import { type ProxyCredential, type ProxyKind, TokenTable } from './tokens.js';
 import { Translator } from './translator.js';
 
@@ -86,6 +91,7 @@ export class ControlPlane {
   #grpcPort = 0;
   #monitoringPort = 0;
   readonly #grpc: grpc.Server;
+  readonly #caServer: CaServer;
   readonly #serving: ServingCredentials;
   readonly #monitoring: MonitoringServer;
   readonly #tokens: TokenTable;
@@ -139,27 +145,30 @@ export class ControlPlane {
       'grpc.keepalive_permit_without_calls': 1,
     });
     this.xds.attachTo(this.#grpc);
-    const authenticators: Authenticator[] = [this.#tokenAuthenticator(), new ClientCertificateAuthenticator(ca)];
-    addCaService(this.#grpc, {
+    // Only ztunnel tokens name a node (see #tokenAuthenticator), so only ztunnels may impersonate the
+    // workloads of their node; a waypoint, or any proxy renewing with its mesh certificate, gets its own identity.
+    this.#caServer = new CaServer({
       ca,
-      authenticators,
-      clusterId: translator.clusterId,
+      authenticators: [this.#tokenAuthenticator(), new ClientCertificateAuthenticator(ca)],
+      trustedNodeAccounts: tokens.entries.filter((e) => e.kind === 'ztunnel').map((e) => e.identity),
       isWorkloadOnNode: (node, id) => translator.isWorkloadOnNode(node, id.toString()),
-      onIssued: (e) => {
-        this.metrics.certsIssued.inc();
-        this.logger.info('certificate issued', {
-          identity: e.identity,
-          caller: e.caller,
-          authenticator: e.authenticator,
-        });
-      },
-      onRefused: (e) => {
-        this.metrics.certsRefused.inc({ code: String(e.grpcCode) });
-        this.logger.warn('certificate request refused', { code: e.grpcCode, reason: e.message, peer: e.peer });
-      },
+      clusterId: translator.clusterId,
+    }).attachTo(this.#grpc);
+    this.#caServer.on('issued', (e) => {
+      this.metrics.certsIssued.inc();
+      this.logger.info('certificate issued', {
+        identity: e.identity,
+        caller: e.caller,
+        authenticator: e.authenticator,
+      });
+    });
+    this.#caServer.on('refused', (e) => {
+      this.metrics.certsRefused.inc({ code: String(e.grpcCode) });
+      this.logger.warn('certificate request refused', { code: e.grpcCode, reason: e.message, peer: e.peer });
     });
     const rootNs = translator.rootNamespace;
-    this.#serving = new ServingCredentials(ca, {
+    this.#serving = new ServingCredentials({
+      ca,
       dnsNames: options.servingNames?.dnsNames ?? [
         'localhost',
         `istiod.${rootNs}.svc`,
@@ -522,6 +531,7 @@ export class ControlPlane {
       await this.source.close();
       await this.#updates;
       await this.xds.close();
+      await this.#caServer.close();
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => {
           this.#grpc.forceShutdown();
@@ -548,6 +558,7 @@ export class ControlPlane {
     this.#unwatch();
     void this.source.close();
     this.xds.destroy(err);
+    this.#caServer.destroy();
     this.#grpc.forceShutdown();
     this.#serving.stop();
     this.#monitoring.destroy();

@@ -247,6 +247,30 @@ describe('ControlPlane end to end (real TLS gRPC, XdsClient and CaClient)', () =
     expect(metrics).toMatch(/ambient_cp_certificate_refusals_total\{code="7"\} [1-9]/);
   });
 
+  it("the CA's per-caller limit on bad requests applies on the shared port, without slowing others", async () => {
+    const c = await start();
+    const flooder = caClient(c, ZTUNNEL_1, false);
+    // The default budget: 20 bad requests in a burst.
+    for (let i = 0; i < 20; i++) {
+      await expect(flooder.createCertificate('not a csr')).rejects.toMatchObject({
+        message: expect.stringContaining('INVALID_ARGUMENT'),
+      });
+    }
+    await expect(flooder.createCertificate('not a csr')).rejects.toMatchObject({
+      message: expect.stringContaining('RESOURCE_EXHAUSTED'),
+    });
+    await expect(flooder.fetchCertificate(ZT_ID)).rejects.toMatchObject({
+      message: expect.stringContaining('RESOURCE_EXHAUSTED'),
+    });
+    // Another credential is not affected.
+    await expect(
+      caClient(c, WAYPOINT, false).fetchCertificate('spiffe://cluster.local/ns/shop/sa/waypoint'),
+    ).resolves.toBeDefined();
+    const metrics = (await get(c.monitoringPort, '/metrics')).body;
+    expect(metrics).toMatch(/ambient_cp_certificate_refusals_total\{code="3"\} 20/);
+    expect(metrics).toMatch(/ambient_cp_certificate_refusals_total\{code="8"\} 2/);
+  });
+
   it('a mesh certificate authenticates xDS (a proxy renewing with its own identity)', async () => {
     const c = await start();
     const cert = await caClient(c, WAYPOINT, false).fetchCertificate('spiffe://cluster.local/ns/shop/sa/waypoint');
