@@ -251,16 +251,18 @@ async function main(): Promise<void> {
     stops.push(() => tlsSink.close());
     setups.push({
       name: 'Node TLS 1.3 direct',
-      connect: () =>
-        tls.connect({
+      connect: () => {
+        const s = tls.connect({
           host: '127.0.0.1',
           port: tlsPort,
           key: pems.clientKey,
           cert: pems.clientCert,
           ca: pems.root,
           checkServerIdentity: () => undefined,
-          noDelay: true,
-        }),
+        });
+        s.setNoDelay(true);
+        return s;
+      },
       stop: async () => {},
     });
 
