@@ -124,7 +124,15 @@ export class ControlPlane {
     this.xds = new XdsServer({
       cache: this.cache,
       authenticate: (req) => this.#authenticate(req),
-      ...(view ? { view: (peer: XdsPeer, entry: CacheEntry) => this.#visible(peer, entry) } : {}),
+      ...(view
+        ? {
+            view: (peer: XdsPeer, entry: CacheEntry) => this.#visible(peer, entry),
+            // Only a node's ztunnel has its Authorizations filtered; every other type and client keeps the
+            // shared fast path (no per-client name tracking).
+            viewApplies: (peer: XdsPeer, typeUrl: string) =>
+              typeUrl === AUTHORIZATION_TYPE_URL && nodeOfZtunnel(peer) !== undefined,
+          }
+        : {}),
       logger: this.logger,
     });
     this.xds.on('connect', (peer) => this.logger.info('proxy connected', this.#describePeer(peer)));
@@ -493,11 +501,10 @@ export class ControlPlane {
   }
 
   #visible(peer: XdsPeer, entry: CacheEntry): boolean {
-    if (entry.typeUrl !== AUTHORIZATION_TYPE_URL) return true;
-    const p = peer.principal as ProxyPrincipal | undefined;
-    if (p?.kind !== 'ztunnel' || !p.node) return true;
+    const node = nodeOfZtunnel(peer);
+    if (entry.typeUrl !== AUTHORIZATION_TYPE_URL || node === undefined) return true;
     const a = entry.value as { name: string; namespace: string; scope: string };
-    return this.translator.isPolicyNeededOnNode(p.node, a);
+    return this.translator.isPolicyNeededOnNode(node, a);
   }
 
   #describePeer(peer: XdsPeer): Record<string, unknown> {
@@ -568,6 +575,12 @@ export class ControlPlane {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/** The node of a ztunnel authenticated by a node token (whose Authorizations are filtered), else undefined. */
+function nodeOfZtunnel(peer: XdsPeer): string | undefined {
+  const p = peer.principal as ProxyPrincipal | undefined;
+  return p?.kind === 'ztunnel' && p.node ? p.node : undefined;
 }
 
 function caUnauthenticated(message: string): CaError {

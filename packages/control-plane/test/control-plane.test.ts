@@ -152,6 +152,17 @@ describe('ControlPlane end to end (real TLS gRPC, XdsClient and CaClient)', () =
     const wp = xdsClient(c, WAYPOINT, 'waypoint~127.0.1.2~wp.shop~shop.svc.cluster.local');
     await wp.ready();
     expect([...wp.resources(AUTHORIZATION_TYPE_URL).keys()].sort()).toEqual(['shop/db-allow', 'shop/web-allow']);
+    // Only the ztunnel's Authorizations are filtered (tracked name by name); its Addresses and everything the
+    // waypoint gets stay on the shared wildcard fast path.
+    const tracked = (kind: string) =>
+      Object.fromEntries(
+        (c.xds.clients().find((x) => (x.principal as { kind: string }).kind === kind)?.types ?? []).map((t) => [
+          t.typeUrl,
+          t.trackedNames,
+        ]),
+      );
+    expect(tracked('ztunnel')).toEqual({ [ADDRESS_TYPE_URL]: 0, [AUTHORIZATION_TYPE_URL]: 1 });
+    expect(tracked('waypoint')).toEqual({ [ADDRESS_TYPE_URL]: 0, [AUTHORIZATION_TYPE_URL]: 0 });
 
     // A pod moves to node-1: the change is pushed and node-1's view now includes db-allow.
     const updated = new Promise<void>((resolve) => {

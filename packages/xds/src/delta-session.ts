@@ -11,8 +11,8 @@ interface DeltaTypeState extends TypeStateBase {
   initialVersions: Record<string, string> | null;
   /**
    * What the client holds (name -> version), kept only when it cannot be derived from the cache's
-   * sequence numbers: with a view hook or without a wildcard subscription. A plain wildcard client
-   * costs one number (sentSeq) per type.
+   * sequence numbers: when the view hook filters this type or without a wildcard subscription. A plain
+   * wildcard client costs one number (sentSeq) per type.
    */
   known: Map<string, string> | null;
   /** Names whose state must be (re)sent even if unchanged since sentSeq (new explicit subscriptions). */
@@ -45,7 +45,7 @@ export class DeltaSession extends Session {
 
   #first(req: DeltaRequest): DeltaTypeState {
     const st: DeltaTypeState = {
-      ...newTypeState(req.typeUrl),
+      ...newTypeState(req.typeUrl, this.viewFilters(req.typeUrl)),
       initial: true,
       initialVersions: Object.keys(req.initialResourceVersions).length > 0 ? { ...req.initialResourceVersions } : null,
       known: null,
@@ -65,7 +65,7 @@ export class DeltaSession extends Session {
   }
 
   #needsKnown(st: DeltaTypeState): boolean {
-    return !st.wildcard || this.host.view !== undefined;
+    return !st.wildcard || st.filtered;
   }
 
   #subscriptionChange(st: DeltaTypeState, req: DeltaRequest): void {
@@ -122,11 +122,14 @@ export class DeltaSession extends Session {
   }
 
   revalidateViews(): void {
+    let any = false;
     for (const st of this.#types.values()) {
+      if (!st.filtered) continue;
       st.recheck = true;
       st.dirty = true;
+      any = true;
     }
-    this.host.markDirty(this);
+    if (any) this.host.markDirty(this);
   }
 
   flush(): void {
@@ -138,9 +141,9 @@ export class DeltaSession extends Session {
     }
   }
 
-  #visible(entry: CacheEntry): boolean {
+  #visible(st: DeltaTypeState, entry: CacheEntry): boolean {
     const view = this.host.view;
-    return view === undefined || view(this, entry);
+    return !st.filtered || view === undefined || view(this, entry);
   }
 
   /** Returns whether a response was written. */
@@ -210,7 +213,7 @@ export class DeltaSession extends Session {
       }
       for (const name of candidates) {
         const e = entries.get(name);
-        const wanted = e !== undefined && (st.wildcard || st.names.has(name)) && this.#visible(e);
+        const wanted = e !== undefined && (st.wildcard || st.names.has(name)) && this.#visible(st, e);
         const have = known.get(name);
         if (wanted) {
           if (have !== e.version) {

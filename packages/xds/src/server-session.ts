@@ -45,6 +45,8 @@ export interface XdsClientState extends XdsPeer {
 }
 
 export type ViewHook = (peer: XdsPeer, entry: CacheEntry) => boolean;
+/** Whether the view hook filters `typeUrl` for `peer`; false keeps the shared wildcard fast path. */
+export type ViewScope = (peer: XdsPeer, typeUrl: string) => boolean;
 
 export interface SessionLimits {
   maxRequestBytes: number;
@@ -59,6 +61,7 @@ export interface SessionLimits {
 export interface SessionHost {
   readonly cache: ResourceCache;
   readonly view: ViewHook | undefined;
+  readonly viewApplies: ViewScope | undefined;
   readonly limits: SessionLimits;
   readonly logger: XdsLogger;
   readonly now: () => number;
@@ -75,6 +78,8 @@ export interface SessionHost {
 export interface TypeStateBase {
   typeUrl: string;
   wildcard: boolean;
+  /** The view hook filters this type for this client (decided once, at the first subscription). */
+  filtered: boolean;
   names: Set<string>;
   pendingNonce: string | null;
   pendingVersion: string;
@@ -153,6 +158,12 @@ export abstract class Session implements XdsPeer {
   /** Forces a full re-evaluation of view decisions for every type. */
   abstract revalidateViews(): void;
   abstract typeStates(): XdsClientTypeState[];
+
+  /** Whether the view hook filters `typeUrl` for this client. */
+  protected viewFilters(typeUrl: string): boolean {
+    const { view, viewApplies } = this.host;
+    return view !== undefined && (viewApplies === undefined || viewApplies(this, typeUrl));
+  }
 
   protected nextNonce(): string {
     this.#nonce++;
@@ -272,10 +283,11 @@ export abstract class Session implements XdsPeer {
   }
 }
 
-export function newTypeState(typeUrl: string): TypeStateBase {
+export function newTypeState(typeUrl: string, filtered: boolean): TypeStateBase {
   return {
     typeUrl,
     wildcard: false,
+    filtered,
     names: new Set(),
     pendingNonce: null,
     pendingVersion: '',

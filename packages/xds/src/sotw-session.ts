@@ -22,7 +22,7 @@ export class SotwSession extends Session {
     let st = this.#types.get(req.typeUrl);
     if (st === undefined) {
       if (!this.checkTypeCount(this.#types.size + 1)) return;
-      st = { ...newTypeState(req.typeUrl), lastNonce: '', force: true };
+      st = { ...newTypeState(req.typeUrl, this.viewFilters(req.typeUrl)), lastNonce: '', force: true };
       st.wildcard = req.resourceNames.length === 0 || req.resourceNames.includes('*');
       for (const n of req.resourceNames) if (n !== '*') st.names.add(n);
       this.#types.set(req.typeUrl, st);
@@ -57,11 +57,14 @@ export class SotwSession extends Session {
   }
 
   revalidateViews(): void {
+    let any = false;
     for (const st of this.#types.values()) {
+      if (!st.filtered) continue;
       st.force = true;
       st.dirty = true;
+      any = true;
     }
-    this.host.markDirty(this);
+    if (any) this.host.markDirty(this);
   }
 
   flush(): void {
@@ -88,7 +91,7 @@ export class SotwSession extends Session {
     }
     const version = String(cache.typeSeq(typeUrl));
     const entries = cache.entries(typeUrl);
-    const view = this.host.view;
+    const view = st.filtered ? this.host.view : undefined;
     let body: Buffer;
     if (st.wildcard && view === undefined) {
       body = this.host.sharedBody(`sotw|${typeUrl}|${seq}`, () => this.#body(version, typeUrl, entries.values()));

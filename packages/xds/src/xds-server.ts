@@ -30,6 +30,13 @@ export interface XdsServerOptions {
   authenticate?: (req: XdsAuthRequest) => unknown | Promise<unknown>;
   /** Per-client view: whether `peer` may see `entry`. Call `revalidateViews()` when its inputs change. */
   view?: (peer: XdsPeer, entry: CacheEntry) => boolean;
+  /**
+   * Which types `view` filters for which client, asked once when the client first subscribes to a type
+   * (its node is known by then if its first request carries it). Return false and the client gets every
+   * resource of that type on the shared wildcard fast path: responses encoded once for all such clients and
+   * no per-client name tracking. Default: `view` filters every type of every client.
+   */
+  viewApplies?: (peer: XdsPeer, typeUrl: string) => boolean;
   /** Largest accepted request, in bytes (default 16 MiB: a reconnect lists every held version). */
   maxRequestBytes?: number;
   /** Largest response grpc-js will send (default 256 MiB). */
@@ -69,6 +76,7 @@ interface ServerEvents {
 export class XdsServer extends EventEmitter<ServerEvents> implements SessionHost {
   readonly cache: ResourceCache;
   readonly view: ((peer: XdsPeer, entry: CacheEntry) => boolean) | undefined;
+  readonly viewApplies: ((peer: XdsPeer, typeUrl: string) => boolean) | undefined;
   readonly limits: SessionLimits;
   readonly logger: XdsLogger;
   readonly now: () => number;
@@ -94,6 +102,7 @@ export class XdsServer extends EventEmitter<ServerEvents> implements SessionHost
     super();
     this.cache = options.cache;
     this.view = options.view;
+    this.viewApplies = options.viewApplies;
     this.logger = options.logger ?? silentLogger;
     this.now = options.now ?? (() => performance.now());
     this.#authenticate = options.authenticate;

@@ -59,4 +59,64 @@ describe('many clients at once', () => {
     expect(u.updated.map((r) => r.name)).toEqual(['w4']);
     expect(u.removed).toEqual(['w0']);
   });
+
+  it('per-type views: only the (client, type) pairs the scope selects are filtered; the rest stay on the shared fast path', async () => {
+    let allowed = new Set(['ns/p0']);
+    const askedAbout = new Set<string>();
+    h = await startServer({
+      view: (_peer: XdsPeer, entry: CacheEntry) => {
+        askedAbout.add(entry.typeUrl);
+        return allowed.has(entry.name);
+      },
+      viewApplies: (peer: XdsPeer, typeUrl: string) =>
+        typeUrl === AUTHORIZATION_TYPE_URL && peer.node?.id !== 'waypoint',
+    });
+    cleanups.push(() => h.server.destroy());
+    seedWorkloads(h.cache, 5);
+    h.cache.transaction((tx) => {
+      for (let i = 0; i < 3; i++)
+        tx.set(AUTHORIZATION_TYPE_URL, `ns/p${i}`, { name: `p${i}`, namespace: 'ns', action: 'DENY', rules: [{}] });
+    });
+    const make = (id: string, protocol: 'delta' | 'sotw') =>
+      new XdsClient({ target: h.target, node: { id }, protocol })
+        .subscribe(ADDRESS_TYPE_URL)
+        .subscribe(AUTHORIZATION_TYPE_URL)
+        .start();
+    const ztDelta = make('zt-delta', 'delta');
+    const ztSotw = make('zt-sotw', 'sotw');
+    const waypoint = make('waypoint', 'delta');
+    const all = [ztDelta, ztSotw, waypoint];
+    cleanups.push(() => Promise.all(all.map((c) => c.close())));
+    await Promise.all(all.map((c) => c.ready()));
+    for (const c of all) expect(c.resources(ADDRESS_TYPE_URL).size).toBe(5);
+    expect([...ztDelta.resources(AUTHORIZATION_TYPE_URL).keys()]).toEqual(['ns/p0']);
+    expect([...ztSotw.resources(AUTHORIZATION_TYPE_URL).keys()]).toEqual(['ns/p0']);
+    expect([...waypoint.resources(AUTHORIZATION_TYPE_URL).keys()].sort()).toEqual(['ns/p0', 'ns/p1', 'ns/p2']);
+    // The hook was never asked about an Address, and only the filtered type is tracked name by name.
+    expect([...askedAbout]).toEqual([AUTHORIZATION_TYPE_URL]);
+    const tracked = (id: string) =>
+      Object.fromEntries(
+        (h.server.clients().find((c) => c.node?.id === id)?.types ?? []).map((t) => [t.typeUrl, t.trackedNames]),
+      );
+    expect(tracked('zt-delta')).toEqual({ [ADDRESS_TYPE_URL]: 0, [AUTHORIZATION_TYPE_URL]: 1 });
+    expect(tracked('waypoint')).toEqual({ [ADDRESS_TYPE_URL]: 0, [AUTHORIZATION_TYPE_URL]: 0 });
+
+    // Revalidation moves the filtered type only.
+    const moved = [ztDelta, ztSotw].map((c) =>
+      waitFor<[XdsUpdate]>(c, 'update', (u) => u.typeUrl === AUTHORIZATION_TYPE_URL),
+    );
+    allowed = new Set(['ns/p2']);
+    h.server.revalidateViews();
+    const [[d], [so]] = (await Promise.all(moved)) as [[XdsUpdate], [XdsUpdate]];
+    expect(d.updated.map((r) => r.name)).toEqual(['ns/p2']);
+    expect(d.removed).toEqual(['ns/p0']);
+    expect(so.removed).toEqual(['ns/p0']);
+    expect([...ztSotw.resources(AUTHORIZATION_TYPE_URL).keys()]).toEqual(['ns/p2']);
+
+    // A change to an unfiltered type reaches every client.
+    const got = all.map((c) => waitFor<[XdsUpdate]>(c, 'update', (u) => u.updated.some((r) => r.name === 'w3')));
+    h.cache.set(ADDRESS_TYPE_URL, 'w3', workload('w3', '10.9.9.9'));
+    await Promise.all(got);
+    expect([...askedAbout]).toEqual([AUTHORIZATION_TYPE_URL]);
+  });
 });
