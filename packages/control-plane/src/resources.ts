@@ -18,6 +18,8 @@ export interface GatewayAddressResource {
 export interface PortResource {
   servicePort: number;
   targetPort: number;
+  /** Sent only when known (the decoder's default is UNKNOWN). */
+  appProtocol?: 'HTTP11' | 'HTTP2' | 'GRPC';
 }
 
 export interface LocalityResource {

@@ -1,4 +1,5 @@
 import { isIPv4 } from 'node:net';
+import { appProtocolOf } from './app-protocol.js';
 import { type AnyConfigObject, type ConfigKind, type ConfigObject, keyOf, L7_KINDS } from './config-object.js';
 import type { ConfigProblem } from './config-problem.js';
 import type { ConfigChange } from './config-source.js';
@@ -449,10 +450,14 @@ export class Translator {
       namespace: m.namespace,
       hostname: this.#hostname(svc),
       addresses: svc.spec.clusterIPs.map((ip) => ({ network: '', address: ipBytes(ip) })),
-      ports: svc.spec.ports.map((p) => ({
-        servicePort: p.port,
-        targetPort: typeof p.targetPort === 'number' ? p.targetPort : 0,
-      })),
+      ports: svc.spec.ports.map((p) => {
+        const appProtocol = appProtocolOf(p);
+        return {
+          servicePort: p.port,
+          targetPort: typeof p.targetPort === 'number' ? p.targetPort : 0,
+          ...(appProtocol ? { appProtocol } : {}),
+        };
+      }),
       subjectAltNames: [],
       waypoint: waypoint ?? null,
       loadBalancing,

@@ -20,7 +20,7 @@ metadata: {name: shop}
 apiVersion: v1
 kind: Service
 metadata: {name: web, namespace: shop}
-spec: {selector: {app: web}, clusterIP: 10.96.0.10, ports: [{name: http, port: 80, targetPort: 8080}]}
+spec: {selector: {app: web}, clusterIP: 10.96.0.10, ports: [{name: http, port: 80, targetPort: 8080, appProtocol: http}]}
 ---
 apiVersion: v1
 kind: Pod
@@ -147,6 +147,11 @@ describe('ControlPlane end to end (real TLS gRPC, XdsClient and CaClient)', () =
       'Kubernetes//Pod/shop/web-1',
     );
     expect(web?.value.workload).toMatchObject({ authorizationPolicies: ['shop/web-allow'], node: 'node-1' });
+    // The Service port's appProtocol crosses the wire as Port.app_protocol.
+    expect(
+      z1.get<{ service: { ports: unknown[] } }>(ADDRESS_TYPE_URL, 'shop/web.shop.svc.cluster.local')?.value.service
+        .ports,
+    ).toEqual([{ servicePort: 80, targetPort: 8080, appProtocol: 'HTTP11' }]);
     // node-1 runs only web-1: its ztunnel needs web-allow, not db-allow.
     expect([...z1.resources(AUTHORIZATION_TYPE_URL).keys()]).toEqual(['shop/web-allow']);
     const wp = xdsClient(c, WAYPOINT, 'waypoint~127.0.1.2~wp.shop~shop.svc.cluster.local');

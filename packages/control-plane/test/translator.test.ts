@@ -49,7 +49,7 @@ describe('Translator: golden Pod + Service', () => {
           hostname: 'web.shop.svc.cluster.local',
           addresses: [{ network: '', address: '10.96.0.10' }],
           ports: [
-            { servicePort: 80, targetPort: 8080 },
+            { servicePort: 80, targetPort: 8080, appProtocol: 'HTTP11' },
             { servicePort: 9000, targetPort: 0 },
           ],
           subjectAltNames: [],
@@ -101,6 +101,54 @@ describe('Translator: golden Pod + Service', () => {
       clusterId: 'east',
     });
     expect(t.isWorkloadOnNode('node-1', 'spiffe://example.org/ns/shop/sa/web')).toBe(true);
+  });
+});
+
+describe('Translator: Service port appProtocol', () => {
+  it('maps Kubernetes appProtocol values to the workload API Port.app_protocol (field 3)', () => {
+    const t = new Translator();
+    const diff = t.apply(
+      added(
+        yaml(`
+apiVersion: v1
+kind: Service
+metadata: {name: api, namespace: shop}
+spec:
+  clusterIP: 10.96.0.20
+  ports:
+  - {name: web, port: 80, appProtocol: http}
+  - {name: h2c, port: 81, appProtocol: kubernetes.io/h2c}
+  - {name: rpc, port: 82, appProtocol: grpc}
+  - {name: h2, port: 83, appProtocol: HTTP2}
+  - {name: ws, port: 84, appProtocol: kubernetes.io/ws}
+  - {name: alt, port: 85, appProtocol: http-alt}
+  - {name: grpc-web, port: 86, appProtocol: grpc-web}
+  - {name: wss, port: 87, appProtocol: kubernetes.io/wss}
+  - {name: tls, port: 88, appProtocol: https}
+  - {name: custom, port: 89, appProtocol: example.com/custom}
+  - {name: http-by-name, port: 90}
+  - {name: dns, port: 91, protocol: UDP, appProtocol: http}
+`),
+      ),
+    );
+    expect(render(diff.addresses.upserted)['shop/api.shop.svc.cluster.local'].service.ports).toEqual([
+      { servicePort: 80, targetPort: 80, appProtocol: 'HTTP11' },
+      { servicePort: 81, targetPort: 81, appProtocol: 'HTTP2' },
+      { servicePort: 82, targetPort: 82, appProtocol: 'GRPC' },
+      { servicePort: 83, targetPort: 83, appProtocol: 'HTTP2' },
+      { servicePort: 84, targetPort: 84, appProtocol: 'HTTP11' },
+      { servicePort: 85, targetPort: 85, appProtocol: 'HTTP11' },
+      // Unknown: not sent (the decoder's default is UNKNOWN); the port name is not consulted.
+      { servicePort: 86, targetPort: 86 },
+      { servicePort: 87, targetPort: 87 },
+      { servicePort: 88, targetPort: 88 },
+      { servicePort: 89, targetPort: 89 },
+      { servicePort: 90, targetPort: 90 },
+      { servicePort: 91, targetPort: 91 },
+    ]);
+    for (const p of render(diff.addresses.upserted)['shop/api.shop.svc.cluster.local'].service.ports.slice(6)) {
+      expect(p).not.toHaveProperty('appProtocol');
+    }
   });
 });
 
