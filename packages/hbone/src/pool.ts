@@ -147,7 +147,8 @@ export class ConnectionPool {
   }
 
   #track(conn: H2Connection, stream: H2Stream): void {
-    stream.once('close', () => {
+    // `on`, not `once`: a once-wrapper per stream is measurable when thousands of tunnels are open.
+    stream.on('close', () => {
       if (!conn.closed) this.#armIdle(conn);
     });
   }

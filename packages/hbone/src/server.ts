@@ -371,7 +371,8 @@ export class HboneServer extends EventEmitter<HboneServerEvents> {
   }
 
   #onStream(conn: HboneConnectionInfo, stream: H2Stream, headers: H2HeaderList): void {
-    stream.on('error', () => {});
+    // A module-level listener: a closure made here would keep this whole request context alive with the tunnel.
+    stream.on('error', noop);
     let method: string | undefined;
     let authorityText: string | undefined;
     let hasPathOrScheme = false;
@@ -486,17 +487,7 @@ export class HboneServer extends EventEmitter<HboneServerEvents> {
         refuse(503, `upstream failed: ${reason}`);
         return;
       }
-      stream.respond(200);
-      this.emit('tunnelOpen', tunnel);
-      const started = Date.now();
-      void splice(stream, outcome, {
-        // RFC 9113 §8.5: a reset or failed TCP connection is signalled with RST_STREAM CONNECT_ERROR.
-        abortA: (s) => (s as H2Stream).reset(H2_ERROR.CONNECT_ERROR),
-      }).then((r) => {
-        const stats: HboneTunnelStats = { bytesIn: r.aToB, bytesOut: r.bToA, durationMs: Date.now() - started };
-        if (r.error) stats.error = r.error;
-        this.emit('tunnelClose', tunnel, stats);
-      });
+      this.#open(stream, outcome, tunnel);
     };
     let result: ReturnType<HboneHandler>;
     try {
@@ -512,6 +503,25 @@ export class HboneServer extends EventEmitter<HboneServerEvents> {
       );
     else decide(result);
   }
+
+  /** 200, then bytes flow until both directions end. Kept apart so an open tunnel holds only what it needs. */
+  #open(stream: H2Stream, upstream: Duplex, tunnel: HboneTunnelInfo): void {
+    stream.respond(200);
+    this.emit('tunnelOpen', tunnel);
+    const started = Date.now();
+    splice(stream, upstream, { abortA: resetConnectError }).then((r) => {
+      const stats: HboneTunnelStats = { bytesIn: r.aToB, bytesOut: r.bToA, durationMs: Date.now() - started };
+      if (r.error) stats.error = r.error;
+      this.emit('tunnelClose', tunnel, stats);
+    });
+  }
+}
+
+function noop(): void {}
+
+/** RFC 9113 §8.5: a reset or failed TCP connection is signalled with RST_STREAM CONNECT_ERROR. */
+function resetConnectError(stream: Duplex): void {
+  (stream as H2Stream).reset(H2_ERROR.CONNECT_ERROR);
 }
 
 /** Non-200 answer: HEADERS with END_STREAM, then RST_STREAM(NO_ERROR) so the client stops sending. */
