@@ -304,15 +304,19 @@ async function main(): Promise<void> {
 
     const results = new Map<string, { tput: number[]; rtt: number[]; conn: number[] }>();
     for (const s of setups) results.set(s.name, { tput: [], rtt: [], conn: [] });
+    // Setups are interleaved within each case and run, so load from elsewhere on the machine hits them alike.
     for (let run = 0; run < RUNS; run++) {
       for (const s of setups) {
-        const r = results.get(s.name)!;
         progress(`run ${run + 1}/${RUNS} ${s.name}: throughput`);
-        r.tput.push(await throughput(s, THROUGHPUT_MS));
+        results.get(s.name)!.tput.push(await throughput(s, THROUGHPUT_MS));
+      }
+      for (const s of setups) {
         progress(`run ${run + 1}/${RUNS} ${s.name}: round trips`);
-        r.rtt.push(await pingPong(s, PINGPONG_MS));
+        results.get(s.name)!.rtt.push(await pingPong(s, PINGPONG_MS));
+      }
+      for (const s of setups) {
         progress(`run ${run + 1}/${RUNS} ${s.name}: new connections`);
-        r.conn.push(await connRate(s, CONNRATE_MS, CONN_CONCURRENCY));
+        results.get(s.name)!.conn.push(await connRate(s, CONNRATE_MS, CONN_CONCURRENCY));
       }
     }
 

@@ -4,7 +4,6 @@ import type { Duplex } from 'node:stream';
 import { createServer as createTlsServer, type TLSSocket, type Server as TlsServer } from 'node:tls';
 import type { SpiffeId } from '@ambient-ts/identity';
 import { type HboneAuthority, parseAuthority } from './authority.js';
-import { type HboneBaggage, parseBaggage } from './baggage.js';
 import {
   HBONE_CONNECT_TIMEOUT_MS,
   HBONE_CONNECTION_WINDOW,
@@ -20,15 +19,13 @@ import {
 } from './constants.js';
 import { inspectCredentials, type ServerCredentialsProvider, type TlsCredentials } from './credentials.js';
 import { HboneError } from './errors.js';
-import { type ForwardedElement, parseForwarded } from './forwarded.js';
 import { createH2Connection } from './h2/index.js';
 import { H2_ERROR, type H2Connection, type H2HeaderList, type H2Stream } from './h2/types.js';
 import { checkTrustDomain, peerIdentity } from './peer-identity.js';
-import { type HboneHandler, HboneRejection, type HboneRejectStatus, type HboneRequest } from './server-request.js';
+import { type HboneHandler, HboneRejection, IncomingRequest } from './server-request.js';
 import { splice } from './splice.js';
 import { defaultTimers, type Timers } from './timers.js';
 import { tlsFailure, tlsFailureForCode } from './tls-errors.js';
-import { parseTraceparent, type Traceparent } from './traceparent.js';
 
 export interface HboneServerOptions {
   /** The server's certificate, or a provider called per connection with the local address it arrived on
@@ -424,8 +421,12 @@ export class HboneServer extends EventEmitter<HboneServerEvents> {
       return;
     }
 
+    const request = new IncomingRequest(authority, conn, headers, {
+      ...(baggageText === undefined ? {} : { baggage: baggageText }),
+      ...(forwardedText === undefined ? {} : { forwarded: forwardedText }),
+      ...(traceparentText === undefined ? {} : { traceparent: traceparentText }),
+    });
     // Exactly one of: the handler's outcome, the upstream deadline, the client cancelling, decides.
-    const ac = new AbortController();
     let decided = false;
     const settle = (): boolean => {
       if (decided) return false;
@@ -437,32 +438,17 @@ export class HboneServer extends EventEmitter<HboneServerEvents> {
     const onStreamClose = (): void => {
       if (!settle()) return;
       const reason = 'the client cancelled the tunnel before it was answered';
-      ac.abort(new HboneError('ERR_H2_STREAM_RESET', reason));
+      request.abort(new HboneError('ERR_H2_STREAM_RESET', reason));
       this.emit('tunnelReject', rejectInfo, 0, reason);
     };
     stream.once('close', onStreamClose);
     const deadline = this.#timers.setTimeout(() => {
       if (!settle()) return;
       const reason = `upstream not connected within ${this.#upstreamTimeoutMs} ms`;
-      ac.abort(new HboneError('ERR_HBONE_TIMEOUT', reason));
+      request.abort(new HboneError('ERR_HBONE_TIMEOUT', reason));
       refuse(503, reason);
     }, this.#upstreamTimeoutMs);
 
-    const request: HboneRequest = {
-      authority,
-      peerIdentity: conn.peerIdentity,
-      baggage: tryParse<HboneBaggage>(baggageText, parseBaggage),
-      forwarded: tryParse<ForwardedElement[]>(forwardedText, parseForwarded)?.[0],
-      traceparent: tryParse<Traceparent>(traceparentText, parseTraceparent),
-      headers,
-      remoteAddress: conn.remoteAddress,
-      remotePort: conn.remotePort,
-      localAddress: conn.localAddress,
-      localPort: conn.localPort,
-      signal: ac.signal,
-      reject: (status: HboneRejectStatus, reason?: string) =>
-        new HboneRejection(status, reason ?? `rejected with ${status}`),
-    };
     const tunnel: HboneTunnelInfo = {
       peerIdentity: conn.peerIdentity,
       authority,
@@ -533,15 +519,6 @@ function answer(stream: H2Stream, status: number): void {
 
 function fourTuple(s: Socket): string {
   return `${s.remoteAddress}:${s.remotePort}>${s.localAddress}:${s.localPort}`;
-}
-
-function tryParse<T>(text: string | undefined, parse: (v: string) => T): T | undefined {
-  if (text === undefined) return undefined;
-  try {
-    return parse(text);
-  } catch {
-    return undefined;
-  }
 }
 
 function isDuplex(v: unknown): v is Duplex {
