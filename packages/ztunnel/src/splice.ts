@@ -1,9 +1,10 @@
 /**
- * Splice two byte streams both ways with TCP semantics: backpressure through pipe(), half-close carried
- * (one side ending its writes ends the other's writes, the reverse direction stays open), and both sides
- * destroyed together on the first error or premature close. Counts bytes for metrics as they pass.
+ * Splicing two byte streams with TCP semantics is @ambient-ts/hbone's `splice` (backpressure, half-close,
+ * abort on error). Here we only add live byte counting for metrics, so a long connection shows progress
+ * at every scrape.
  */
 import type { Duplex } from 'node:stream';
+import { splice as hboneSplice } from '@ambient-ts/hbone';
 
 export interface SpliceCounters {
   /** Client → server bytes. */
@@ -12,42 +13,18 @@ export interface SpliceCounters {
   sent: number;
 }
 
-/** Resolves when both directions finished (undefined) or the first error / abrupt close ended the splice. */
-export function splice(client: Duplex, server: Duplex, counters: SpliceCounters): Promise<Error | undefined> {
-  return new Promise((resolve) => {
-    let settled = false;
-    let finished = 0;
-    const done = (err?: Error) => {
-      if (settled) return;
-      settled = true;
-      client.unpipe(server);
-      server.unpipe(client);
-      client.destroy();
-      server.destroy();
-      resolve(err);
-    };
-    client.on('data', (c: Buffer) => {
-      counters.received += c.length;
-    });
-    server.on('data', (c: Buffer) => {
-      counters.sent += c.length;
-    });
-    const onFinish = () => {
-      if (++finished === 2) done();
-    };
-    client.once('finish', onFinish);
-    server.once('finish', onFinish);
-    client.on('error', done);
-    server.on('error', done);
-    // A side that closes after reading to the end and finishing its writes closed normally: the other
-    // side's 'finish' follows. Any other close cuts the connection.
-    const onClose = (name: string, s: Duplex) => () => {
-      if (settled || (s.readableEnded && s.writableFinished)) return;
-      done(new Error(`${name} closed before both directions finished`));
-    };
-    client.once('close', onClose('client', client));
-    server.once('close', onClose('server', server));
-    client.pipe(server);
-    server.pipe(client);
+/** Resolves when both directions finished (undefined) or with the error that ended the splice. */
+export async function splice(client: Duplex, server: Duplex, counters: SpliceCounters): Promise<Error | undefined> {
+  client.on('data', (c: Buffer) => {
+    counters.received += c.length;
   });
+  server.on('data', (c: Buffer) => {
+    counters.sent += c.length;
+  });
+  const spliced = hboneSplice(client, server);
+  // Entry points pause sockets while they decide (SOCKS5 handshake, policy): an explicitly paused stream
+  // does not start flowing when a 'data' listener is added, so start both now.
+  client.resume();
+  server.resume();
+  return (await spliced).error;
 }

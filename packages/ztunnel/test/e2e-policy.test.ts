@@ -158,24 +158,34 @@ describe('ztunnel end to end: L4 authorization through the real path', () => {
       expect((await readBytes(s, 5)).toString()).toBe('hello');
       return s;
     };
-    const victim = await open(CLIENT);
-    const survivor = await open(OTHER);
-    const closedLog = z2.next((l) => l.msg === 'closed a connection that policy now denies');
-    const closed = once(victim, 'end');
-    victim.resume();
-    await applyPolicy(
-      'deny-client',
-      policy(
+    let applied = false;
+    try {
+      const victim = await open(CLIENT);
+      const survivor = await open(OTHER);
+      const closedLog = z2.next((l) => l.msg === 'closed a connection that policy now denies');
+      // z1 cuts the client connection (FIN or RST, depending on how the tunnel was torn down).
+      const closed = new Promise<void>((r) => {
+        victim.once('end', r);
+        victim.once('error', () => r());
+        victim.once('close', () => r());
+      });
+      victim.resume();
+      await applyPolicy(
         'deny-client',
-        '  action: DENY\n  rules: [{from: [{source: {principals: ["cluster.local/ns/default/sa/client"]}}]}]\n',
-      ),
-    );
-    await closed;
-    expect((await closedLog)['src.addr']).toMatch(/^127\.0\.31\.10:/);
-    survivor.write('still here');
-    expect((await readBytes(survivor, 10)).toString()).toBe('still here');
-    survivor.destroy();
-    await applyPolicy('deny-client', undefined);
+        policy(
+          'deny-client',
+          '  action: DENY\n  rules: [{from: [{source: {principals: ["cluster.local/ns/default/sa/client"]}}]}]\n',
+        ),
+      );
+      applied = true;
+      await closed;
+      expect((await closedLog)['src.addr']).toMatch(/^127\.0\.31\.10:/);
+      survivor.write('still here');
+      expect((await readBytes(survivor, 10)).toString()).toBe('still here');
+      survivor.destroy();
+    } finally {
+      if (applied) await applyPolicy('deny-client', undefined);
+    }
   });
 
   it('plaintext inbound: allowed without identity under PERMISSIVE, refused under STRICT', async () => {

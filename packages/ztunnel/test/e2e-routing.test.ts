@@ -103,7 +103,10 @@ spec:
     const [h, p] = splitHostPort(z1.socks5);
     const s = await dial(h, p, CLIENT);
     const reply = await socksConnect(s, host, port);
-    if (reply !== 0) return `refused ${reply}`;
+    if (reply !== 0) {
+      const why = await z1.waitFor((l) => l.scope === 'access' && l.error !== undefined && l['dst.addr'] !== undefined);
+      return `refused ${reply}: ${String(z1.access().at(-1)?.error ?? why.error)}`;
+    }
     s.end(payload);
     return (await readAll(s)).toString();
   }
