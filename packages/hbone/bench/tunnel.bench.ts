@@ -21,10 +21,10 @@ const SELF = process.argv[1]!;
 const role = process.argv[2];
 const SERVER_ID = 'spiffe://cluster.local/ns/bench/sa/server';
 const CLIENT_ID = 'spiffe://cluster.local/ns/bench/sa/client';
-const RUNS = 3;
-const THROUGHPUT_MS = 2000;
-const PINGPONG_MS = 1200;
-const CONNRATE_MS = 1500;
+const RUNS = 5;
+const THROUGHPUT_MS = 1500;
+const PINGPONG_MS = 1000;
+const CONNRATE_MS = 1200;
 const CONN_CONCURRENCY = 16;
 const IDLE_TUNNELS = 1000;
 
@@ -77,7 +77,7 @@ async function runChild(which: string, args: string[]): Promise<void> {
     );
     send({ port: await listenPort(listener) });
     process.on('message', (m: { cmd: string }) => {
-      if (m.cmd === 'rss') send({ rss: settledRss() });
+      if (m.cmd === 'rss') send({ rss: settledRss(), heap: process.memoryUsage().heapUsed });
     });
     return;
   }
@@ -333,7 +333,7 @@ async function main(): Promise<void> {
       console.log(`| ${s.name} | ${fmt(med(r.tput))} | ${fmt(med(r.rtt))} | ${fmt(med(r.conn))} |`);
     }
     console.log(
-      `\nIdle tunnels: ${IDLE_TUNNELS} open HBONE tunnels cost **${(idle / 1048576).toFixed(1)} MiB** of RSS over the idle process (client and server ends in one process, after gc).\n`,
+      `\nIdle tunnels: ${IDLE_TUNNELS} open HBONE tunnels cost **${(idle.rss / 1048576).toFixed(1)} MiB** of RSS over the idle process (JS heap: ${(idle.heap / 1048576).toFixed(1)} MiB; client and server ends in one process, so 2,000 TCP sockets and 2,000 HTTP/2 streams; after gc).\n`,
     );
     const hb = results.get('**HBONE (ambient-ts)**')!;
     const h2t = results.get('node:http2 CONNECT (4/16 MiB windows)')!;
@@ -352,7 +352,7 @@ async function main(): Promise<void> {
       bar('round trips vs stunnel', med(hb.rtt) / med(st.rtt), 0.65);
       bar('new connections vs stunnel', med(hb.conn) / med(st.conn), 2.5);
     }
-    bar('1,000 idle tunnels (MiB)', idle / 1048576, 20, false);
+    bar('1,000 idle tunnels (MiB RSS)', idle.rss / 1048576, 20, false);
     if (stunnelNote) console.log(`\nNote: ${stunnelNote}`);
     console.log(`\n(total ${((Date.now() - started) / 1000).toFixed(0)} s)`);
     for (const s of setups) await s.stop();
@@ -458,12 +458,12 @@ async function connRate(setup: Setup, ms: number, concurrency: number): Promise<
 async function idleMemory(
   child: (...args: string[]) => Promise<{ proc: ChildProcess; port: number }>,
   sinkPort: number,
-): Promise<number> {
+): Promise<{ rss: number; heap: number }> {
   const { proc, port } = await child('hbone-pair', '0', String(sinkPort));
-  const rss = async (): Promise<number> => {
+  const rss = async (): Promise<{ rss: number; heap: number }> => {
     proc.send({ cmd: 'rss' });
-    const [m] = (await once(proc, 'message')) as [{ rss: number }];
-    return m.rss;
+    const [m] = (await once(proc, 'message')) as [{ rss: number; heap: number }];
+    return m;
   };
   const open = async (): Promise<net.Socket> => {
     const s = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
@@ -485,7 +485,7 @@ async function idleMemory(
   const after = await rss();
   for (const s of sockets) s.destroy();
   proc.kill();
-  return after - before;
+  return { rss: after.rss - before.rss, heap: after.heap - before.heap };
 }
 
 async function startStunnelPair(
