@@ -9,7 +9,7 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { cpus, tmpdir } from 'node:os';
@@ -27,6 +27,8 @@ const PINGPONG_MS = 1000;
 const CONNRATE_MS = 1200;
 const CONN_CONCURRENCY = 16;
 const IDLE_TUNNELS = 1000;
+/** Linux USER_HZ: /proc CPU times are in these ticks. */
+const CLOCK_TICKS = 100;
 
 interface Pems {
   root: string;
@@ -47,9 +49,24 @@ async function runChild(which: string, args: string[]): Promise<void> {
   const serverCreds = { key: pems.serverKey, certChain: pems.serverCert, trustBundle: pems.root };
   const clientCreds = { key: pems.clientKey, certChain: pems.clientCert, trustBundle: pems.root };
   process.on('disconnect', () => process.exit(0));
+  process.on('message', (m: { cmd: string }) => {
+    if (m.cmd === 'rss') send({ rss: settledRss(), heap: process.memoryUsage().heapUsed });
+  });
 
-  if (which === 'hbone-server' || which === 'hbone-pair') {
-    const { HboneServer, HboneClient, splice } = await import('../src/index.js');
+  if (which === 'tcp-proxy') {
+    const { splice } = await import('../src/index.js');
+    const listener = localListener(async (local) => {
+      const up = net.connect({ host: '127.0.0.1', port: sinkPort, allowHalfOpen: true });
+      up.setNoDelay(true);
+      await once(up, 'connect');
+      await splice(local, up);
+    });
+    send({ port: await listenPort(listener) });
+    return;
+  }
+
+  if (which === 'hbone-server') {
+    const { HboneServer } = await import('../src/index.js');
     const server = new HboneServer({
       credentials: serverCreds,
       handler: (req) =>
@@ -61,24 +78,7 @@ async function runChild(which: string, args: string[]): Promise<void> {
         }),
     });
     const { port } = await server.listen(0, '127.0.0.1');
-    if (which === 'hbone-server') {
-      send({ port });
-      return;
-    }
-    // hbone-pair: both ends in this process, for the idle-memory case.
-    const client = new HboneClient({ credentials: clientCreds });
-    const listener = localListener((local) =>
-      client
-        .connect(
-          { address: '127.0.0.1', port: sinkPort },
-          { expectedIdentities: [SERVER_ID], server: { address: '127.0.0.1', port } },
-        )
-        .then((t) => splice(local, t)),
-    );
-    send({ port: await listenPort(listener) });
-    process.on('message', (m: { cmd: string }) => {
-      if (m.cmd === 'rss') send({ rss: settledRss(), heap: process.memoryUsage().heapUsed });
-    });
+    send({ port });
     return;
   }
   if (which === 'hbone-client') {
@@ -196,6 +196,8 @@ function sinkHandler(s: Duplex): void {
 
 interface Setup {
   name: string;
+  /** The tunnel's own processes (both ends), whose CPU time per GiB is reported. */
+  pids: number[];
   /** Connects the app to the setup's entry (plain TCP except for "tls"). */
   connect(): Duplex;
   stop(): Promise<void>;
@@ -238,7 +240,7 @@ async function main(): Promise<void> {
     };
 
     const setups: Setup[] = [];
-    setups.push({ name: 'raw TCP', connect: tcpTo(sinkPort), stop: async () => {} });
+    setups.push({ name: 'raw TCP', pids: [], connect: tcpTo(sinkPort), stop: async () => {} });
 
     const tlsSink = tls.createServer(
       { key: pems.serverKey, cert: pems.serverCert, ca: pems.root, requestCert: true, minVersion: 'TLSv1.3' },
@@ -251,6 +253,7 @@ async function main(): Promise<void> {
     stops.push(() => tlsSink.close());
     setups.push({
       name: 'Node TLS 1.3 direct',
+      pids: [],
       connect: () => {
         const s = tls.connect({
           host: '127.0.0.1',
@@ -271,6 +274,7 @@ async function main(): Promise<void> {
       const cli = await child('h2-client', String(srv.port), String(sinkPort), mode);
       setups.push({
         name: mode === 'default' ? 'node:http2 CONNECT (defaults)' : 'node:http2 CONNECT (4/16 MiB windows)',
+        pids: [srv.proc.pid!, cli.proc.pid!],
         connect: tcpTo(cli.port),
         stop: async () => {},
       });
@@ -286,15 +290,20 @@ async function main(): Promise<void> {
     });
     let stunnelNote: string | undefined;
     if (stunnelBin) {
-      const entry = await startStunnelPair(stunnelBin, dir, pems, sinkPort, children);
-      setups.push({ name: 'stunnel4 mTLS pair', connect: tcpTo(entry), stop: async () => {} });
+      const { port: entry, pids } = await startStunnelPair(stunnelBin, dir, pems, sinkPort, children);
+      setups.push({ name: 'stunnel4 mTLS pair', pids, connect: tcpTo(entry), stop: async () => {} });
     } else {
       stunnelNote = 'stunnel4 not installed (apt-get install stunnel4): stunnel column and ratios skipped';
     }
 
     const hs = await child('hbone-server', '0', String(sinkPort));
     const hc = await child('hbone-client', String(hs.port), String(sinkPort));
-    setups.push({ name: '**HBONE (ambient-ts)**', connect: tcpTo(hc.port), stop: async () => {} });
+    setups.push({
+      name: '**HBONE (ambient-ts)**',
+      pids: [hs.proc.pid!, hc.proc.pid!],
+      connect: tcpTo(hc.port),
+      stop: async () => {},
+    });
 
     // Warm every path once (JIT, pooled connections, session caches).
     for (const s of setups) {
@@ -302,13 +311,15 @@ async function main(): Promise<void> {
       await pingPong(s, 200);
     }
 
-    const results = new Map<string, { tput: number[]; rtt: number[]; conn: number[] }>();
-    for (const s of setups) results.set(s.name, { tput: [], rtt: [], conn: [] });
+    const results = new Map<string, { tput: number[]; cpu: number[]; rtt: number[]; conn: number[] }>();
+    for (const s of setups) results.set(s.name, { tput: [], cpu: [], rtt: [], conn: [] });
     // Setups are interleaved within each case and run, so load from elsewhere on the machine hits them alike.
     for (let run = 0; run < RUNS; run++) {
       for (const s of setups) {
         progress(`run ${run + 1}/${RUNS} ${s.name}: throughput`);
-        results.get(s.name)!.tput.push(await throughput(s, THROUGHPUT_MS));
+        const t = await throughput(s, THROUGHPUT_MS);
+        results.get(s.name)!.tput.push(t.mibs);
+        results.get(s.name)!.cpu.push(t.cpuPerGiB);
       }
       for (const s of setups) {
         progress(`run ${run + 1}/${RUNS} ${s.name}: round trips`);
@@ -326,14 +337,30 @@ async function main(): Promise<void> {
     console.log(
       `Loopback, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), Node ${process.version}, medians of ${RUNS} runs.\n`,
     );
-    console.log('| path | bulk throughput (MiB/s) | 100 B round trips/s | new connections/s |');
-    console.log('|---|---:|---:|---:|');
+    console.log(
+      '| path | bulk throughput (MiB/s) | tunnel CPU ms per GiB (both ends) | 100 B round trips/s | new connections/s |',
+    );
+    console.log('|---|---:|---:|---:|---:|');
     for (const s of setups) {
       const r = results.get(s.name)!;
-      console.log(`| ${s.name} | ${fmt(med(r.tput))} | ${fmt(med(r.rtt))} | ${fmt(med(r.conn))} |`);
+      const cpu = Number.isNaN(med(r.cpu)) ? '—' : fmt(med(r.cpu));
+      console.log(`| ${s.name} | ${fmt(med(r.tput))} | ${cpu} | ${fmt(med(r.rtt))} | ${fmt(med(r.conn))} |`);
     }
+    const mib = (n: number): string => (n / 1048576).toFixed(1);
     console.log(
-      `\nIdle tunnels: ${IDLE_TUNNELS} open HBONE tunnels cost **${(idle.rss / 1048576).toFixed(1)} MiB** of RSS over the idle process (JS heap: ${(idle.heap / 1048576).toFixed(1)} MiB; client and server ends in one process, so 2,000 TCP sockets and 2,000 HTTP/2 streams; after gc).\n`,
+      `\n${IDLE_TUNNELS.toLocaleString('en-US')} idle open connections, RSS (JS heap) added to each proxy process after gc:\n`,
+    );
+    console.log('| process | RSS MiB | heap MiB |');
+    console.log('|---|---:|---:|');
+    console.log(`| plain TCP proxy (Node, splice) | ${mib(idle.tcp.rss)} | ${mib(idle.tcp.heap)} |`);
+    console.log(
+      `| HBONE client end (local listener + HboneClient) | ${mib(idle.client.rss)} | ${mib(idle.client.heap)} |`,
+    );
+    console.log(
+      `| HBONE server end (HboneServer + upstream sockets) | ${mib(idle.server.rss)} | ${mib(idle.server.heap)} |`,
+    );
+    console.log(
+      `| HBONE both ends together | ${mib(idle.client.rss + idle.server.rss)} | ${mib(idle.client.heap + idle.server.heap)} |\n`,
     );
     const hb = results.get('**HBONE (ambient-ts)**')!;
     const h2t = results.get('node:http2 CONNECT (4/16 MiB windows)')!;
@@ -352,7 +379,12 @@ async function main(): Promise<void> {
       bar('round trips vs stunnel', med(hb.rtt) / med(st.rtt), 0.65);
       bar('new connections vs stunnel', med(hb.conn) / med(st.conn), 2.5);
     }
-    bar('1,000 idle tunnels (MiB RSS)', idle.rss / 1048576, 20, false);
+    bar(
+      '1,000 idle tunnels, MiB RSS per proxy process (larger end)',
+      Math.max(idle.client.rss, idle.server.rss) / 1048576,
+      20,
+      false,
+    );
     if (stunnelNote) console.log(`\nNote: ${stunnelNote}`);
     console.log(`\n(total ${((Date.now() - started) / 1000).toFixed(0)} s)`);
     for (const s of setups) await s.stop();
@@ -378,8 +410,9 @@ async function connected(s: Duplex): Promise<void> {
   else await once(s, 'connect');
 }
 
-/** MiB/s delivered to the sink by one connection writing as fast as backpressure allows. */
-async function throughput(setup: Setup, ms: number): Promise<number> {
+/** MiB/s delivered to the sink by one connection writing as fast as backpressure allows, and the CPU
+ * time the tunnel's own processes spent per GiB (steadier than wall-clock on a shared machine). */
+async function throughput(setup: Setup, ms: number): Promise<{ mibs: number; cpuPerGiB: number }> {
   const s = setup.connect();
   s.on('error', () => {});
   await connected(s);
@@ -393,15 +426,17 @@ async function throughput(setup: Setup, ms: number): Promise<number> {
   pump();
   // Measure after a short ramp-up (windows opening, TCP slow start).
   await delay(300);
+  const cpu0 = setup.pids.reduce((sum, pid) => sum + cpuMs(pid), 0);
   const b0 = sinkBytes;
   const t0 = performance.now();
   await delay(ms);
   const bytes = sinkBytes - b0;
   const secs = (performance.now() - t0) / 1000;
+  const cpu = setup.pids.reduce((sum, pid) => sum + cpuMs(pid), 0) - cpu0;
   stop = true;
   s.destroy();
   await delay(100);
-  return bytes / 1048576 / secs;
+  return { mibs: bytes / 1048576 / secs, cpuPerGiB: setup.pids.length ? cpu / (bytes / 1073741824) : Number.NaN };
 }
 
 /** Sequential 100-byte echoes through one connection, per second. */
@@ -454,38 +489,65 @@ async function connRate(setup: Setup, ms: number, concurrency: number): Promise<
   return done / ((performance.now() - t0) / 1000);
 }
 
-/** RSS cost of IDLE_TUNNELS open, idle HBONE tunnels in a process holding both tunnel ends. */
+interface MemCost {
+  rss: number;
+  heap: number;
+}
+
+/**
+ * RSS (and JS heap) that IDLE_TUNNELS open, idle connections add to each proxy process: the HBONE
+ * client end (local listener + HboneClient) and server end (HboneServer + upstream sockets) in their
+ * own processes, as two ztunnels would hold them, and a plain TCP proxy for scale.
+ */
 async function idleMemory(
   child: (...args: string[]) => Promise<{ proc: ChildProcess; port: number }>,
   sinkPort: number,
-): Promise<{ rss: number; heap: number }> {
-  const { proc, port } = await child('hbone-pair', '0', String(sinkPort));
-  const rss = async (): Promise<{ rss: number; heap: number }> => {
+): Promise<{ client: MemCost; server: MemCost; tcp: MemCost }> {
+  const mem = async (proc: ChildProcess): Promise<MemCost> => {
     proc.send({ cmd: 'rss' });
-    const [m] = (await once(proc, 'message')) as [{ rss: number; heap: number }];
+    const [m] = (await once(proc, 'message')) as [MemCost];
     return m;
   };
-  const open = async (): Promise<net.Socket> => {
+  const open = async (port: number): Promise<net.Socket> => {
     const s = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
     s.on('error', () => {});
     s.write('Ex');
     await once(s, 'data');
     return s;
   };
-  // The idle process: everything set up, one tunnel made and closed (pooled connection, code warmed).
-  const warm = await Promise.all(Array.from({ length: 10 }, open));
-  for (const s of warm) s.destroy();
-  await delay(200);
-  const before = await rss();
-  const sockets: net.Socket[] = [];
-  for (let i = 0; i < IDLE_TUNNELS; i += 50) {
-    sockets.push(...(await Promise.all(Array.from({ length: 50 }, open))));
+  const measure = async (procs: ChildProcess[], port: number): Promise<MemCost[]> => {
+    // The idle process: everything set up, a few tunnels made and closed (pooled connection, code warmed).
+    const warm = await Promise.all(Array.from({ length: 10 }, () => open(port)));
+    for (const s of warm) s.destroy();
+    await delay(200);
+    const before = await Promise.all(procs.map(mem));
+    const sockets: net.Socket[] = [];
+    for (let i = 0; i < IDLE_TUNNELS; i += 50) {
+      sockets.push(...(await Promise.all(Array.from({ length: 50 }, () => open(port)))));
+    }
+    await delay(200);
+    const after = await Promise.all(procs.map(mem));
+    for (const s of sockets) s.destroy();
+    for (const p of procs) p.kill();
+    return after.map((m, i) => ({ rss: m.rss - before[i]!.rss, heap: m.heap - before[i]!.heap }));
+  };
+  const tcp = await child('tcp-proxy', '0', String(sinkPort));
+  const [tcpCost] = await measure([tcp.proc], tcp.port);
+  const hs = await child('hbone-server', '0', String(sinkPort));
+  const hc = await child('hbone-client', String(hs.port), String(sinkPort));
+  const [clientCost, serverCost] = await measure([hc.proc, hs.proc], hc.port);
+  return { client: clientCost!, server: serverCost!, tcp: tcpCost! };
+}
+
+/** CPU time (user + system) a process used so far, in ms (Linux /proc; 0 elsewhere). */
+function cpuMs(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * (1000 / CLOCK_TICKS);
+  } catch {
+    return 0;
   }
-  await delay(200);
-  const after = await rss();
-  for (const s of sockets) s.destroy();
-  proc.kill();
-  return { rss: after.rss - before.rss, heap: after.heap - before.heap };
 }
 
 async function startStunnelPair(
@@ -494,7 +556,7 @@ async function startStunnelPair(
   pems: Pems,
   sinkPort: number,
   children: ChildProcess[],
-): Promise<number> {
+): Promise<{ port: number; pids: number[] }> {
   writeFileSync(join(dir, 'root.pem'), pems.root);
   writeFileSync(join(dir, 'server.pem'), pems.serverCert);
   writeFileSync(join(dir, 'server.key'), pems.serverKey, { mode: 0o600 });
@@ -543,13 +605,15 @@ async function startStunnelPair(
       '',
     ].join('\n'),
   );
+  const pids: number[] = [];
   for (const conf of ['server.conf', 'client.conf']) {
     const p = spawn(bin, [join(dir, conf)], { stdio: 'ignore' });
     children.push(p);
+    pids.push(p.pid!);
   }
   await waitForPort(serverPort);
   await waitForPort(clientPort);
-  return clientPort;
+  return { port: clientPort, pids };
 }
 
 async function freePort(): Promise<number> {
