@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import type { Server } from 'node:net';
 import { docs, Mesh, pod, splitHostPort, svc, type ZtunnelProcess } from './helpers/mesh.js';
 import { dial, echoServer, readAll, readBytes, socksConnect } from './helpers/net.js';
