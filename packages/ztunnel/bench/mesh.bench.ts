@@ -32,8 +32,9 @@ const PORTS = { sink: 9101, echo: 9102, http: 9103 };
 const MEASURE_MS = 2000;
 // Extra Node flags for the ztunnel processes (e.g. ZT_BENCH_NODE_FLAGS=--max-semi-space-size=2).
 const NODE_FLAGS = (process.env.ZT_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-// ZT_BENCH_ONLY=fixed: only the CPU/RSS measurement at 1,000 requests/s.
+// ZT_BENCH_ONLY=fixed: only the CPU/RSS measurement at 1,000 requests/s; =throughput: only throughput.
 const ONLY_FIXED = process.env.ZT_BENCH_ONLY === 'fixed';
+const ONLY_THROUGHPUT = process.env.ZT_BENCH_ONLY === 'throughput';
 const RUNS = 3;
 const STUNNEL_TOKENS = ['stunnel-a-bootstrap-token-01234', 'stunnel-b-bootstrap-token-01234'];
 
@@ -508,12 +509,13 @@ async function main(): Promise<void> {
       const r = results.get(p.name);
       if (!r) continue;
       r.tput.push(await throughput(p));
+      if (ONLY_THROUGHPUT) continue;
       r.rtt.push(await pingPong(p));
       r.conn.push(await connRate(p));
     }
   }
   let hasWrk = true;
-  for (const p of ONLY_FIXED ? [] : paths) {
+  for (const p of ONLY_FIXED || ONLY_THROUGHPUT ? [] : paths) {
     progress(`wrk: ${p.name}`);
     const w = await wrk(p);
     if (!w) hasWrk = false;
@@ -523,10 +525,11 @@ async function main(): Promise<void> {
   // RSS after the load tests above is a high-water mark; the 1,000 req/s figure is taken on a fresh pair.
   const peakRss = [za, zb].map((z) => procStats(z.proc.pid as number).rssMiB);
   const fixedRuns: Array<{ label: string; result: Awaited<ReturnType<typeof fixedRate>> }> = [];
-  for (const [label, flags] of [
+  const fixedConfigs: Array<[string, string[]]> = [
     ['default Node flags', []],
     ['--max-semi-space-size=1', ['--max-semi-space-size=1']],
-  ] as Array<[string, string[]]>) {
+  ];
+  for (const [label, flags] of ONLY_THROUGHPUT ? [] : fixedConfigs) {
     for (const z of [za, zb]) {
       z.proc.kill('SIGKILL');
       await once(z.proc, 'exit');
