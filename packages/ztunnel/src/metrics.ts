@@ -34,8 +34,25 @@ export const TCP_LABELS = [
 export type TcpLabels = Record<(typeof TCP_LABELS)[number], string>;
 
 /** Byte counts of one connection that have not yet been added to the counters. */
+interface CounterChild {
+  inc(value?: number): void;
+}
+
+/** The per-label-set counter children, resolved once per distinct label set (prom-client hashes labels on every call otherwise). */
+interface Children {
+  opened: CounterChild;
+  closed: CounterChild;
+  sent: CounterChild;
+  received: CounterChild;
+}
+
+// Distinct label sets are bounded by workload pairs; the cache is dropped wholesale if it ever grows past this.
+const MAX_CACHED_LABEL_SETS = 10_000;
+
 export interface ByteTally {
   labels: TcpLabels;
+  /** @internal */
+  children?: Children;
   /** Client → server bytes so far. */
   received: number;
   /** Server → client bytes so far. */
@@ -56,6 +73,8 @@ export class ZtunnelMetrics {
   readonly activeConnections: Gauge<string>;
   readonly certificates: Gauge<string>;
   private readonly open = new Set<ByteTally>();
+  private readonly childCache = new Map<string, Children>();
+  private readonly active: Record<'inbound' | 'outbound', { inc(): void; dec(): void }>;
 
   constructor() {
     const labelNames = [...TCP_LABELS];
@@ -101,6 +120,10 @@ export class ZtunnelMetrics {
       labelNames: ['direction'],
       registers,
     });
+    this.active = {
+      inbound: this.activeConnections.labels({ direction: 'inbound' }),
+      outbound: this.activeConnections.labels({ direction: 'outbound' }),
+    };
     this.certificates = new Gauge({
       name: 'ztunnel_workload_certificates',
       help: 'workload certificates held for local workloads',
@@ -109,9 +132,10 @@ export class ZtunnelMetrics {
   }
 
   connectionOpened(labels: TcpLabels, direction: 'inbound' | 'outbound'): ByteTally {
-    this.opened.inc(labels);
-    this.activeConnections.inc({ direction });
-    const t: ByteTally = { labels, received: 0, sent: 0, reportedReceived: 0, reportedSent: 0 };
+    const children = this.children(labels);
+    children.opened.inc();
+    this.active[direction].inc();
+    const t: ByteTally = { labels, children, received: 0, sent: 0, reportedReceived: 0, reportedSent: 0 };
     this.open.add(t);
     return t;
   }
@@ -119,8 +143,25 @@ export class ZtunnelMetrics {
   connectionClosed(t: ByteTally, direction: 'inbound' | 'outbound'): void {
     if (!this.open.delete(t)) return;
     this.flushTally(t);
-    this.closed.inc(t.labels);
-    this.activeConnections.dec({ direction });
+    (t.children ?? this.children(t.labels)).closed.inc();
+    this.active[direction].dec();
+  }
+
+  private children(labels: TcpLabels): Children {
+    let key = '';
+    for (const name of TCP_LABELS) key += `${labels[name]}\u0001`;
+    let c = this.childCache.get(key);
+    if (!c) {
+      if (this.childCache.size >= MAX_CACHED_LABEL_SETS) this.childCache.clear();
+      c = {
+        opened: this.opened.labels(labels),
+        closed: this.closed.labels(labels),
+        sent: this.sentBytes.labels(labels),
+        received: this.receivedBytes.labels(labels),
+      };
+      this.childCache.set(key, c);
+    }
+    return c;
   }
 
   connectionFailed(labels: TcpLabels): void {
@@ -137,12 +178,13 @@ export class ZtunnelMetrics {
 
   private flushTally(t: ByteTally): void {
     t.refresh?.();
+    const c = t.children ?? this.children(t.labels);
     if (t.received > t.reportedReceived) {
-      this.receivedBytes.inc(t.labels, t.received - t.reportedReceived);
+      c.received.inc(t.received - t.reportedReceived);
       t.reportedReceived = t.received;
     }
     if (t.sent > t.reportedSent) {
-      this.sentBytes.inc(t.labels, t.sent - t.reportedSent);
+      c.sent.inc(t.sent - t.reportedSent);
       t.reportedSent = t.sent;
     }
   }
