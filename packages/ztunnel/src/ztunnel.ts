@@ -125,6 +125,7 @@ export class Ztunnel {
   private reconcileQueue: Promise<void> = Promise.resolve();
   private readonly onExit: (() => void) | undefined;
   private wasReady = false;
+  private readonly readyWaiters = new Set<{ resolve: () => void; reject: (err: Error) => void }>();
 
   private constructor(options: ZtunnelOptions, trustBundle: string) {
     const config = options.config;
@@ -264,30 +265,29 @@ export class Ztunnel {
     return this.readiness_().ready;
   }
 
-  /** Resolves when ready (or rejects when the signal aborts / the ztunnel closes). */
+  /** Resolves when ready (or rejects when the signal aborts or the ztunnel closes first). */
   whenReady(signal?: AbortSignal): Promise<void> {
+    if (this.ready) return Promise.resolve();
+    if (this.lifecycle === 'closed' || this.lifecycle === 'draining') {
+      return Promise.reject(new ZtunnelError('ERR_ZTUNNEL_CLOSED', 'ztunnel closed before it was ready'));
+    }
     return new Promise((resolve, reject) => {
-      const check = () => {
-        if (this.ready) {
-          done();
+      const waiter = {
+        resolve: () => {
+          signal?.removeEventListener('abort', onAbort);
           resolve();
-        } else if (this.lifecycle === 'closed' || this.lifecycle === 'draining') {
-          done();
-          reject(new ZtunnelError('ERR_ZTUNNEL_CLOSED', 'ztunnel closed before it was ready'));
-        }
+        },
+        reject: (err: Error) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(err);
+        },
       };
-      const timer = setInterval(check, 50);
-      timer.unref();
       const onAbort = () => {
-        done();
-        reject(new ZtunnelError('ERR_ZTUNNEL_CLOSED', 'stopped waiting for readiness'));
-      };
-      const done = () => {
-        clearInterval(timer);
-        signal?.removeEventListener('abort', onAbort);
+        this.readyWaiters.delete(waiter);
+        reject(new ZtunnelError('ERR_ZTUNNEL_CLOSED', 'stopped waiting for readiness', { cause: signal?.reason }));
       };
       signal?.addEventListener('abort', onAbort, { once: true });
-      check();
+      this.readyWaiters.add(waiter);
     });
   }
 
@@ -319,6 +319,7 @@ export class Ztunnel {
   close(): Promise<void> {
     if (this.closing) return this.closing;
     this.lifecycle = 'draining';
+    this.rejectReadyWaiters();
     this.closing = (async () => {
       const deadline = this.config.drainTimeoutMs;
       this.logger.info('ztunnel', 'draining', { open_connections: this.tracker.size, deadline_ms: deadline });
@@ -347,6 +348,7 @@ export class Ztunnel {
 
   destroy(err?: Error): void {
     this.lifecycle = 'closed';
+    this.rejectReadyWaiters();
     this.tracker.destroyAll(err?.message ?? 'ztunnel destroyed');
     void this.socks.close();
     for (const l of this.localListeners) l.close();
@@ -366,6 +368,12 @@ export class Ztunnel {
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+
+  private rejectReadyWaiters(): void {
+    for (const w of this.readyWaiters)
+      w.reject(new ZtunnelError('ERR_ZTUNNEL_CLOSED', 'ztunnel closed before it was ready'));
+    this.readyWaiters.clear();
   }
 
   private outboundDeps(): OutboundDeps {
@@ -585,6 +593,8 @@ export class Ztunnel {
     if (r.ready && !this.wasReady) {
       this.wasReady = true;
       this.logger.info('ztunnel', 'ready', { local_workloads: this.certs.summaries().length });
+      for (const w of this.readyWaiters) w.resolve();
+      this.readyWaiters.clear();
     } else if (!r.ready && this.wasReady) {
       this.wasReady = false;
       this.logger.info('ztunnel', 'not ready', { pending: r.pending.join('; ') });
