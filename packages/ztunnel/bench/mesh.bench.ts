@@ -35,6 +35,7 @@ const NODE_FLAGS = (process.env.ZT_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boo
 // ZT_BENCH_ONLY=fixed: only the CPU/RSS measurement at 1,000 requests/s; =throughput: only throughput.
 const ONLY_FIXED = process.env.ZT_BENCH_ONLY === 'fixed';
 const ONLY_THROUGHPUT = process.env.ZT_BENCH_ONLY === 'throughput';
+const ONLY_CONN = process.env.ZT_BENCH_ONLY === 'conn';
 const RUNS = 3;
 const STUNNEL_TOKENS = ['stunnel-a-bootstrap-token-01234', 'stunnel-b-bootstrap-token-01234'];
 
@@ -508,14 +509,14 @@ async function main(): Promise<void> {
       progress(`run ${run + 1}/${RUNS}: ${p.name}`);
       const r = results.get(p.name);
       if (!r) continue;
-      r.tput.push(await throughput(p));
+      if (!ONLY_CONN) r.tput.push(await throughput(p));
       if (ONLY_THROUGHPUT) continue;
-      r.rtt.push(await pingPong(p));
+      if (!ONLY_CONN) r.rtt.push(await pingPong(p));
       r.conn.push(await connRate(p));
     }
   }
   let hasWrk = true;
-  for (const p of ONLY_FIXED || ONLY_THROUGHPUT ? [] : paths) {
+  for (const p of ONLY_FIXED || ONLY_THROUGHPUT || ONLY_CONN ? [] : paths) {
     progress(`wrk: ${p.name}`);
     const w = await wrk(p);
     if (!w) hasWrk = false;
@@ -529,7 +530,7 @@ async function main(): Promise<void> {
     ['default Node flags', []],
     ['--max-semi-space-size=1', ['--max-semi-space-size=1']],
   ];
-  for (const [label, flags] of ONLY_THROUGHPUT ? [] : fixedConfigs) {
+  for (const [label, flags] of ONLY_THROUGHPUT || ONLY_CONN ? [] : fixedConfigs) {
     for (const z of [za, zb]) {
       z.proc.kill('SIGKILL');
       await once(z.proc, 'exit');
@@ -591,7 +592,12 @@ async function main(): Promise<void> {
   );
   console.log("\nIstio's published figure for its ztunnel at 1,000 req/s: 0.06 vCPU and 12 MB.");
 
-  for (const c of children) c.kill('SIGKILL');
+  // SIGTERM (graceful) so that Node flags like --cpu-prof can write their output.
+  await Promise.all(
+    children.map((c) =>
+      c.exitCode === null && c.signalCode === null ? (c.kill('SIGTERM'), once(c, 'exit')) : undefined,
+    ),
+  );
   await cp.close();
   for (const a of apps) a.close();
   rmSync(dir, { recursive: true, force: true });
