@@ -594,9 +594,11 @@ async function main(): Promise<void> {
 
   // SIGTERM (graceful) so that Node flags like --cpu-prof can write their output.
   await Promise.all(
-    children.map((c) =>
-      c.exitCode === null && c.signalCode === null ? (c.kill('SIGTERM'), once(c, 'exit')) : undefined,
-    ),
+    children.map((c) => {
+      if (c.exitCode !== null || c.signalCode !== null) return undefined;
+      c.kill('SIGTERM');
+      return once(c, 'exit');
+    }),
   );
   await cp.close();
   for (const a of apps) a.close();
