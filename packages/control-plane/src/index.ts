@@ -58,8 +58,6 @@ export type {
 export { type ScheduledTask, type Scheduler, timerScheduler } from './scheduler.js';
 export { type ProxyCredential, type ProxyKind, type TokenFileEntry, TokenTable } from './tokens.js';
 export {
-  ipBytes,
-  ipString,
   type PolicyConversion,
   type PolicyConverter,
   Translator,

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ipString } from './translator.js';
+import { formatIp } from '@ambient-ts/xds';
 
 /** What the monitoring port serves; each handler returns the body (JSON unless it is a string). */
 export interface MonitoringHandlers {
@@ -96,7 +96,7 @@ function replacer(_key: string, value: unknown): unknown {
   if (value instanceof Map) return Object.fromEntries(value);
   if (value instanceof Set) return [...value];
   if (value instanceof Uint8Array)
-    return value.length === 4 || value.length === 16 ? ipString(value) : Buffer.from(value).toString('base64');
+    return value.length === 4 || value.length === 16 ? formatIp(value) : Buffer.from(value).toString('base64');
   if (
     value &&
     typeof value === 'object' &&

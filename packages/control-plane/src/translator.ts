@@ -1,4 +1,5 @@
-import { isIPv4 } from 'node:net';
+import { isIP } from 'node:net';
+import { parseIp } from '@ambient-ts/xds';
 import { appProtocolOf } from './app-protocol.js';
 import { type AnyConfigObject, type ConfigKind, type ConfigObject, keyOf, L7_KINDS } from './config-object.js';
 import type { ConfigProblem } from './config-problem.js';
@@ -449,7 +450,7 @@ export class Translator {
       name: m.name,
       namespace: m.namespace,
       hostname: this.#hostname(svc),
-      addresses: svc.spec.clusterIPs.map((ip) => ({ network: '', address: ipBytes(ip) })),
+      addresses: svc.spec.clusterIPs.map((ip) => ({ network: '', address: parseIp(ip) })),
       ports: svc.spec.ports.map((p) => {
         const appProtocol = appProtocolOf(p);
         return {
@@ -482,7 +483,7 @@ export class Translator {
       const phase = s.phase;
       if (s.hostNetwork || phase === 'Succeeded' || phase === 'Failed') return undefined;
       uid = `${this.clusterId}//Pod/${m.namespace}/${m.name}`;
-      addresses = s.podIPs.map(ipBytes);
+      addresses = s.podIPs.map(parseIp);
       [workloadName, workloadType] = podWorkloadName(w);
       node = s.nodeName ?? '';
       serviceAccount = s.serviceAccountName;
@@ -491,7 +492,7 @@ export class Translator {
     } else {
       const s = w.spec;
       uid = `${this.clusterId}/networking.istio.io/WorkloadEntry/${m.namespace}/${m.name}`;
-      addresses = [ipBytes(s.address)];
+      addresses = [parseIp(s.address)];
       workloadName = labels[LABELS.workloadName] ?? m.name;
       node = labels[LABELS.workloadEntryNode] ?? '';
       serviceAccount = s.serviceAccount;
@@ -673,7 +674,7 @@ export class Translator {
     if (hostname) return { hostname: { namespace: gw.metadata.namespace, hostname: hostname.value }, hboneMtlsPort };
     for (const a of gw.spec.statusAddresses) {
       if (a.type === 'IPAddress' && isIPAddress(a.value))
-        return { address: { network: '', address: ipBytes(a.value) }, hboneMtlsPort };
+        return { address: { network: '', address: parseIp(a.value) }, hboneMtlsPort };
     }
     // Nobody provisions waypoints here: the Service named after the Gateway (as Istio would create) fronts it.
     const host = `${gw.metadata.name}.${gw.metadata.namespace}.svc.${this.domainSuffix}`;
@@ -829,69 +830,7 @@ function podWorkloadName(pod: Pod): [string, WorkloadResource['workloadType']] {
 }
 
 function isIPAddress(s: string): boolean {
-  try {
-    ipBytes(s);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** An IP address as the 4 or 16 bytes the workload API carries. */
-export function ipBytes(ip: string): Uint8Array {
-  if (isIPv4(ip)) return Uint8Array.from(ip.split('.').map(Number));
-  const out = new Uint8Array(16);
-  let text = ip;
-  const zone = text.indexOf('%');
-  if (zone >= 0) text = text.slice(0, zone);
-  const lastColon = text.lastIndexOf(':');
-  const tail = text.slice(lastColon + 1);
-  const groups: number[] = [];
-  let head = text;
-  if (isIPv4(tail)) {
-    const v4 = tail.split('.').map(Number) as [number, number, number, number];
-    head = `${text.slice(0, lastColon + 1)}${((v4[0] << 8) | v4[1]).toString(16)}:${((v4[2] << 8) | v4[3]).toString(16)}`;
-  }
-  const [left = '', right] = head.split('::');
-  const l = left ? left.split(':') : [];
-  const r = right !== undefined && right !== '' ? right.split(':') : [];
-  if (right === undefined && l.length !== 8) throw new TypeError(`not an IP address: ${ip}`);
-  const fill = 8 - l.length - r.length;
-  for (const g of l) groups.push(Number.parseInt(g, 16));
-  for (let i = 0; i < fill; i++) groups.push(0);
-  for (const g of r) groups.push(Number.parseInt(g, 16));
-  if (groups.length !== 8 || groups.some((g) => Number.isNaN(g) || g < 0 || g > 0xffff))
-    throw new TypeError(`not an IP address: ${ip}`);
-  groups.forEach((g, i) => {
-    out[i * 2] = g >> 8;
-    out[i * 2 + 1] = g & 0xff;
-  });
-  return out;
-}
-
-/** The text form of 4 or 16 address bytes (RFC 5952: the longest run of zero groups becomes "::"). */
-export function ipString(bytes: Uint8Array): string {
-  if (bytes.length === 4) return Array.from(bytes).join('.');
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0));
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+  return isIP(s) !== 0;
 }
 
 function addressName(res: AddressResource): string {

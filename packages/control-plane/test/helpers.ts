@@ -1,12 +1,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { formatIp } from '@ambient-ts/xds';
 import type { AnyConfigObject } from '../src/config-object.js';
 import { keyOf } from '../src/config-object.js';
 import type { ConfigChange } from '../src/config-source.js';
 import { parseConfigText } from '../src/parse-config.js';
 import type { ScheduledTask, Scheduler } from '../src/scheduler.js';
-import { ipString } from '../src/translator.js';
 /** A scheduler the test drives: tasks run only when the test says so. */
 export class ManualScheduler implements Scheduler {
   readonly #tasks = new Set<() => void>();
@@ -113,7 +113,7 @@ export type Rendered = any;
 
 /** Renders resources for readable goldens: IP bytes as text. */
 export function render(value: unknown): Rendered {
-  if (value instanceof Uint8Array) return ipString(value);
+  if (value instanceof Uint8Array) return formatIp(value);
   if (Array.isArray(value)) return value.map(render);
   if (value instanceof Map) return Object.fromEntries([...value].map(([k, v]) => [k, render(v)]));
   if (value && typeof value === 'object')
