@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { SpiffeId } from '@ambient-ts/identity';
-import { type CallOptions, Client, credentials, Metadata, type ServiceError, status } from '@grpc/grpc-js';
+import { type CallOptions, Client, Metadata, type ServiceError, status } from '@grpc/grpc-js';
+import { CaChannelCredentials, targetHost } from './ca-channel-credentials.js';
 import { type CertificateInfo, issuedBy, parseCertificate } from './certificate-info.js';
 import { type Clock, systemClock } from './clock.js';
 import { createCsr } from './csr.js';
@@ -180,14 +181,14 @@ export class CaClient {
     const key = `${bundle.toString('base64')}|${mine ? String(mine.certChain) : ''}`;
     if (this.#client && key === this.#clientKey) return this.#client;
     this.#client?.close();
-    const creds = mine
-      ? credentials.createSsl(bundle, Buffer.from(mine.key), Buffer.from(mine.certChain))
-      : credentials.createSsl(bundle);
+    // Our own credentials rather than createSsl: the same verification, but no SNI for an IP address (DEP0123).
+    const creds = new CaChannelCredentials(
+      this.#opts.serverName || targetHost(this.#opts.address),
+      bundle,
+      mine ? { key: Buffer.from(mine.key), certChain: Buffer.from(mine.certChain) } : undefined,
+    );
     const channelOptions: Record<string, string | number> = {};
-    if (this.#opts.serverName) {
-      channelOptions['grpc.ssl_target_name_override'] = this.#opts.serverName;
-      channelOptions['grpc.default_authority'] = this.#opts.serverName;
-    }
+    if (this.#opts.serverName) channelOptions['grpc.default_authority'] = this.#opts.serverName;
     this.#client = new Client(this.#opts.address, creds, channelOptions);
     this.#clientKey = key;
     return this.#client;

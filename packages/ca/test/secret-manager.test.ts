@@ -257,3 +257,74 @@ describe('SecretManager', () => {
 function optionsOf(c: WorkloadCertificate) {
   return { key: c.key, cert: c.certChain, ca: c.trustBundle };
 }
+
+describe('SecretManager renewal timing against a CA that backdates notBefore by 60 s', () => {
+  /** A SecretManager fed by a real CA on the same manual clock, so validity is exactly what the CA issues. */
+  async function backdatingSetup(ttl: number, extra: Partial<ConstructorParameters<typeof SecretManager>[0]> = {}) {
+    // A whole second: X.509 validity has second precision, so the arithmetic below stays exact.
+    const clock = new ManualClock(Date.UTC(2026, 10, 22, 3, 0, 0));
+    const issuer = await CertificateAuthority.create({ clock });
+    cleanups.push(() => issuer.close());
+    const fetchedAt: number[] = [];
+    const sm = new SecretManager({
+      clock,
+      random: () => 0,
+      ...extra,
+      fetcher: async (identity) => {
+        fetchedAt.push(clock.now());
+        const key = await generateKey();
+        const issued = await issuer.sign(createCsr(key, identity), { identity, ttl });
+        return {
+          identity,
+          key: key.export({ type: 'pkcs8', format: 'pem' }) as string,
+          certChain: issued.chain.join(''),
+          trustBundle: issued.trustBundle,
+          serial: issued.serial,
+          notBefore: issued.notBefore,
+          notAfter: issued.notAfter,
+        };
+      },
+    });
+    cleanups.push(() => sm.close());
+    return { clock, sm, fetchedAt };
+  }
+
+  it('renews a 10 s certificate about 5 s after it was obtained, and keeps that pace (no renewal loop)', async () => {
+    const { clock, sm, fetchedAt } = await backdatingSetup(10_000);
+    const t0 = clock.now();
+    const first = await sm.getCertificate(SLEEP);
+    expect(first.notBefore.getTime()).toBe(t0 - 60_000);
+    expect(first.notAfter.getTime()).toBe(t0 + 10_000);
+    expect(clock.nextTimerAt()).toBe(t0 + 5_000);
+    for (let i = 1; i <= 5; i++) {
+      const rotated = next(sm, 'rotated');
+      clock.runNext();
+      await rotated;
+      expect(clock.nextTimerAt()).toBe(t0 + (i + 1) * 5_000);
+    }
+    expect(fetchedAt).toEqual([0, 5_000, 10_000, 15_000, 20_000, 25_000].map((d) => t0 + d));
+  });
+
+  it('takes the jitter off the remaining lifetime, not the backdated one', async () => {
+    const { clock, sm } = await backdatingSetup(10_000, { random: () => 1, jitter: 0.05 });
+    const t0 = clock.now();
+    await sm.getCertificate(SLEEP);
+    expect(clock.nextTimerAt()).toBe(t0 + 5_000 - 500);
+  });
+
+  it('renews a certificate with almost no lifetime left after a growing minimum delay, not in a tight loop', async () => {
+    const { clock, sm, fetchedAt } = await backdatingSetup(200, {
+      backoff: { initial: 1_000, multiplier: 2, max: 4_000 },
+    });
+    const t0 = clock.now();
+    await sm.getCertificate(SLEEP);
+    expect(clock.nextTimerAt()).toBe(t0 + 1_000);
+    for (const step of [2_000, 4_000, 4_000]) {
+      const rotated = next(sm, 'rotated');
+      clock.runNext();
+      await rotated;
+      expect(clock.nextTimerAt()).toBe(clock.now() + step);
+    }
+    expect(fetchedAt).toEqual([0, 1_000, 3_000, 7_000].map((d) => t0 + d));
+  });
+});
