@@ -61,6 +61,12 @@ export interface ZtunnelConfig {
   logFormat: LogFormat;
   accessLog: boolean;
   localListeners: LocalListenerConfig[];
+  /** Outbound capture listener (iptables REDIRECT target, original destination by SO_ORIGINAL_DST); off when unset. */
+  captureOutbound?: HostPort;
+  /** Mesh DNS proxy (UDP and TCP); off when unset. */
+  dnsProxy?: HostPort;
+  /** Resolver for names that are not the mesh's (default: the first nameserver of /etc/resolv.conf, port 53). */
+  dnsUpstream?: HostPort;
 }
 
 type Kind = 'string' | 'hostport' | 'ip' | 'port' | 'duration' | 'level' | 'format' | 'bool' | 'listener';
@@ -188,6 +194,24 @@ export const OPTIONS: readonly OptionSpec[] = [
     repeated: true,
     example: '127.0.1.1:9080=echo.default.svc.cluster.local:80',
     help: '[bind-ip:]port=destination:port, a local TCP listener sending every connection to one mesh destination (repeatable)',
+  },
+  {
+    flag: 'capture-outbound',
+    kind: 'hostport',
+    example: '0.0.0.0:15001',
+    help: 'outbound capture listener: connections redirected here by iptables are sent to their original destination (Linux, native addon; off unless set)',
+  },
+  {
+    flag: 'dns-proxy',
+    kind: 'hostport',
+    example: '0.0.0.0:15053',
+    help: 'mesh DNS proxy (UDP and TCP): answers mesh service names with their VIPs, forwards the rest (off unless set)',
+  },
+  {
+    flag: 'dns-upstream',
+    kind: 'hostport',
+    example: '10.0.0.2:53',
+    help: 'resolver the DNS proxy forwards other names to (default: the first nameserver of /etc/resolv.conf, port 53)',
   },
 ];
 
@@ -369,8 +393,16 @@ export function parseConfig(
       logFormat: one('log-format'),
       accessLog: one('access-log'),
       localListeners,
+      ...optional('captureOutbound', one<HostPort | undefined>('capture-outbound')),
+      ...optional('dnsProxy', one<HostPort | undefined>('dns-proxy')),
+      ...optional('dnsUpstream', one<HostPort | undefined>('dns-upstream')),
     },
   };
+}
+
+/** `{ [key]: value }` when value is set, so optional fields stay absent (exactOptionalPropertyTypes). */
+function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
 }
 
 /** The xDS node id Istio's control plane expects from a ztunnel. */

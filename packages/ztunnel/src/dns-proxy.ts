@@ -103,7 +103,7 @@ export class DnsProxy {
       this.destroy();
       throw new ZtunnelError(
         'ERR_ZTUNNEL_LISTEN',
-        `dns proxy: cannot listen on ${host}:${port}: ${(err as Error).message} (choose another --dns-port, or turn the DNS proxy off)`,
+        `dns proxy: cannot listen on ${host}:${port}: ${(err as Error).message} (choose another --dns-proxy address, or leave the DNS proxy off)`,
         { cause: err },
       );
     }

@@ -23,6 +23,8 @@ import { LocalCertificates } from './certificates.js';
 import { xdsNodeId, type ZtunnelConfig } from './config.js';
 import { ConnectionTracker } from './connections.js';
 import type { ProxyContext } from './context.js';
+import { nameserverFromResolvConf } from './dns-names.js';
+import { DnsProxy, stateDnsRecords } from './dns-proxy.js';
 import { ZtunnelError } from './errors.js';
 import { adminServer, metricsServer, readinessServer } from './http-endpoints.js';
 import { handlePlaintextInbound, inboundHboneHandler } from './inbound.js';
@@ -30,6 +32,7 @@ import { Logger } from './logger.js';
 import { ZtunnelMetrics } from './metrics.js';
 import { workloadIdentity } from './model.js';
 import { handleOutbound, type OutboundDeps } from './outbound.js';
+import { captureHandler, kernelOriginalDst, type OriginalDstLookup } from './outbound-capture.js';
 import { PolicyEvaluator } from './policy.js';
 import { hostForAuthority, Resolver } from './resolver.js';
 import { Socks5Server } from './socks5.js';
@@ -42,6 +45,8 @@ export interface ZtunnelOptions {
   logger?: Logger;
   /** Called once a graceful shutdown requested through /quitquitquit has finished. */
   onExit?: () => void;
+  /** How the capture listener learns original destinations (default: SO_ORIGINAL_DST via the native addon). */
+  originalDst?: OriginalDstLookup;
 }
 
 export interface ZtunnelAddresses {
@@ -53,6 +58,10 @@ export interface ZtunnelAddresses {
   hbone: string[];
   plaintext: string[];
   localListeners: string[];
+  /** Outbound capture listener; '' when off or unavailable. */
+  captureOutbound: string;
+  /** DNS proxy (UDP and TCP on the same port); '' when off. */
+  dnsProxy: string;
 }
 
 type State = 'starting' | 'running' | 'draining' | 'closed';
@@ -110,6 +119,10 @@ export class Ztunnel {
   private readonly inboundErrors = new Map<string, string>();
   private readonly localListeners: NetServer[] = [];
   private readonly ownListeners = new Set<string>();
+  private readonly originalDst: OriginalDstLookup;
+  private capture?: NetServer;
+  private captureUnavailable?: string;
+  private dns?: DnsProxy;
   private admin?: HttpServer;
   private metricsHttp?: HttpServer;
   private readiness?: HttpServer;
@@ -119,6 +132,8 @@ export class Ztunnel {
     metrics: '',
     readiness: '',
     localListeners: [],
+    captureOutbound: '',
+    dnsProxy: '',
   };
   private lifecycle: State = 'starting';
   private closing?: Promise<void>;
@@ -131,6 +146,7 @@ export class Ztunnel {
     const config = options.config;
     this.config = config;
     this.onExit = options.onExit;
+    this.originalDst = options.originalDst ?? kernelOriginalDst;
     this.logger = options.logger ?? new Logger({ level: config.logLevel, format: config.logFormat });
     this.policy = new PolicyEvaluator();
     this.ctx = {
@@ -227,6 +243,8 @@ export class Ztunnel {
       metrics: z.addrs.metrics,
       readiness: z.addrs.readiness,
       local_listeners: z.addrs.localListeners.join(',') || undefined,
+      capture_outbound: z.addrs.captureOutbound || undefined,
+      dns_proxy: z.addrs.dnsProxy || undefined,
     });
     return z;
   }
@@ -303,6 +321,7 @@ export class Ztunnel {
       },
       ready: this.readiness_(),
       listeners: this.addresses(),
+      ...(this.captureUnavailable ? { captureUnavailable: this.captureUnavailable } : {}),
       certificates: this.certs.summaries(),
       workloads: this.state.allWorkloads().map((w) => ({
         ...w,
@@ -325,6 +344,8 @@ export class Ztunnel {
       this.logger.info('ztunnel', 'draining', { open_connections: this.tracker.size, deadline_ms: deadline });
       await Promise.allSettled([
         this.socks.close(),
+        this.capture ? closeServer(this.capture) : undefined,
+        this.dns?.close(),
         ...this.localListeners.map((l) => closeServer(l)),
         ...[...this.inbound.values()].map((l) =>
           Promise.all([l.hbone.close(), l.plaintext ? closeServer(l.plaintext) : undefined]),
@@ -351,6 +372,8 @@ export class Ztunnel {
     this.rejectReadyWaiters();
     this.tracker.destroyAll(err?.message ?? 'ztunnel destroyed');
     void this.socks.close();
+    this.capture?.close();
+    this.dns?.destroy();
     for (const l of this.localListeners) l.close();
     for (const l of this.inbound.values()) {
       l.hbone.destroy(err);
@@ -394,13 +417,19 @@ export class Ztunnel {
 
   private async startListeners(): Promise<void> {
     const c = this.config;
-    const bind = async <T>(what: string, host: string, port: number, fn: () => Promise<T>): Promise<T> => {
+    const bind = async <T>(
+      what: string,
+      host: string,
+      port: number,
+      fn: () => Promise<T>,
+      hint = `choose another --${what}-port or --node-ip`,
+    ): Promise<T> => {
       try {
         return await fn();
       } catch (err) {
         throw new ZtunnelError(
           'ERR_ZTUNNEL_LISTEN',
-          `cannot listen for ${what} on ${hostForAuthority(host)}:${port}: ${(err as Error).message} (is another ztunnel using this node address? choose another --${what}-port or --node-ip)`,
+          `cannot listen for ${what} on ${hostForAuthority(host)}:${port}: ${(err as Error).message} (is another ztunnel using this node address? ${hint})`,
           { cause: err },
         );
       }
@@ -436,7 +465,58 @@ export class Ztunnel {
       this.localListeners.push(server);
       this.addrs.localListeners.push(this.own(addr.address, addr.port));
     }
+    if (c.captureOutbound) await this.startCapture(c.captureOutbound, bind);
+    if (c.dnsProxy) {
+      const { host, port } = c.dnsProxy;
+      const upstream = c.dnsUpstream ?? hostResolver();
+      const dns = new DnsProxy({
+        records: stateDnsRecords(this.state),
+        logger: this.logger,
+        ...(upstream ? { upstream: { address: upstream.host, port: upstream.port } } : {}),
+      });
+      this.dns = dns;
+      const a = await bind('dns-proxy', host, port, () => dns.listen(port, host), 'choose another --dns-proxy address');
+      this.addrs.dnsProxy = this.own(a.address, a.port);
+      if (!upstream)
+        this.logger.warn(
+          'dns',
+          'no upstream resolver (none in /etc/resolv.conf, no --dns-upstream): names outside the mesh get SERVFAIL',
+        );
+    }
     if (c.inboundBind !== 'per-workload') await this.openInbound(c.inboundBind, true);
+  }
+
+  /** Opens the capture listener, or logs once why transparent capture is unavailable and carries on. */
+  private async startCapture(
+    at: { host: string; port: number },
+    bind: <T>(what: string, host: string, port: number, fn: () => Promise<T>, hint?: string) => Promise<T>,
+  ): Promise<void> {
+    const support = this.originalDst.support();
+    if (!support.available) {
+      this.captureUnavailable = support.reason;
+      this.logger.warn('capture', 'transparent capture unavailable: the outbound capture listener is not started', {
+        reason: support.reason,
+      });
+      return;
+    }
+    const server = createServer(
+      { allowHalfOpen: true, noDelay: true },
+      captureHandler(
+        this.ctx,
+        () => this.outboundDeps(),
+        this.originalDst,
+        (ip, port) => this.isOwnListener(ip, port),
+      ),
+    );
+    const a = await bind(
+      'capture-outbound',
+      at.host,
+      at.port,
+      () => listenNet(server, at.host, at.port),
+      'choose another --capture-outbound address',
+    );
+    this.capture = server;
+    this.addrs.captureOutbound = this.own(a.address, a.port);
   }
 
   private own(address: string, port: number): string {
@@ -630,6 +710,18 @@ function safeFormatIp(b: Uint8Array): string {
   } catch {
     return Buffer.from(b).toString('hex');
   }
+}
+
+/** The host's resolver: the first nameserver of /etc/resolv.conf, port 53; undefined when there is none. */
+function hostResolver(): { host: string; port: number } | undefined {
+  let text: string;
+  try {
+    text = readFileSync('/etc/resolv.conf', 'utf8');
+  } catch {
+    return undefined;
+  }
+  const ns = nameserverFromResolvConf(text);
+  return ns ? { host: ns, port: 53 } : undefined;
 }
 
 function listenNet(server: NetServer, host: string, port: number): Promise<{ address: string; port: number }> {

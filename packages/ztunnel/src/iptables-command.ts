@@ -1,0 +1,124 @@
+/**
+ * `ztunnel iptables install|remove`: the node's capture rules (iptables-rules.ts) from the command line.
+ * Both actions are idempotent, so a node agent can run them on every start and every stop.
+ */
+import { isIP } from 'node:net';
+import { ZtunnelError } from './errors.js';
+import { captureRules, installCaptureRules, type Runner, removeCaptureRules } from './iptables-rules.js';
+
+export const IPTABLES_USAGE = `Usage: ztunnel iptables install|remove [options]
+
+Installs (or removes) the nat rules that send this node's pod traffic through ztunnel: pods' TCP to the
+outbound capture port, pods' DNS to the DNS proxy, HBONE and plaintext to local pods to the inbound ports.
+Both are idempotent. Needs root and the iptables nat table.
+
+Options:
+  --pod-interfaces <pattern>   pod veth interface names, iptables syntax ('+' wildcard)  [required, e.g. veth+]
+  --pod-cidr <cidr>            addresses of the pods on this node (repeatable)          [required]
+  --ztunnel-uid <uid>          never capture sockets owned by this uid (ztunnel's)
+  --no-dns                     do not redirect pods' DNS (port 53) to the DNS proxy
+  --outbound-port <port>       outbound capture port   [default 15001]
+  --hbone-port <port>          HBONE inbound port      [default 15008]
+  --plaintext-port <port>      plaintext inbound port  [default 15006]
+  --dns-port <port>            DNS proxy port          [default 15053]
+  --iptables <command>         iptables binary         [default iptables]
+`;
+
+export interface IptablesCommand {
+  action: 'install' | 'remove';
+  iptables: string;
+  rules: ReturnType<typeof captureRules>;
+}
+
+/** Parses `install|remove [options]`; throws ERR_ZTUNNEL_CONFIG listing every problem. */
+export function parseIptablesCommand(argv: readonly string[]): IptablesCommand | { help: true } {
+  const problems: string[] = [];
+  const [action, ...rest] = argv;
+  if (action === '-h' || action === '--help' || rest.includes('--help') || rest.includes('-h')) return { help: true };
+  if (action !== 'install' && action !== 'remove')
+    problems.push(`expected 'install' or 'remove' after 'iptables', got ${JSON.stringify(action ?? '')}`);
+  let podInterfaces: string | undefined;
+  const cidrs: string[] = [];
+  let uid: number | undefined;
+  let dns = true;
+  let iptables = 'iptables';
+  const ports: Record<string, number> = {};
+  const port = (flag: string, text: string | undefined): number | undefined => {
+    const n = Number(text);
+    if (text === undefined || !/^\d+$/.test(text) || n < 1 || n > 65535) {
+      problems.push(`--${flag}: ${JSON.stringify(text ?? '')} is not a port number (1-65535)`);
+      return undefined;
+    }
+    return n;
+  };
+  for (let i = 0; i < rest.length; i++) {
+    const arg = rest[i] as string;
+    const eq = arg.indexOf('=');
+    const name = arg.startsWith('--') ? arg.slice(2, eq === -1 ? undefined : eq) : '';
+    if (name === 'no-dns') {
+      dns = false;
+      continue;
+    }
+    const value = eq === -1 ? rest[++i] : arg.slice(eq + 1);
+    switch (name) {
+      case 'pod-interfaces':
+        podInterfaces = value;
+        break;
+      case 'pod-cidr': {
+        const [ip, bits] = (value ?? '').split('/');
+        const max = isIP(ip ?? '') === 6 ? 128 : 32;
+        if (!ip || isIP(ip) === 0 || (bits !== undefined && !(/^\d+$/.test(bits) && Number(bits) <= max)))
+          problems.push(`--pod-cidr: ${JSON.stringify(value ?? '')} is not an address or CIDR (e.g. 10.248.1.0/24)`);
+        else cidrs.push(value as string);
+        break;
+      }
+      case 'ztunnel-uid':
+        if (value === undefined || !/^\d+$/.test(value))
+          problems.push(`--ztunnel-uid: ${JSON.stringify(value ?? '')} is not a uid`);
+        else uid = Number(value);
+        break;
+      case 'iptables':
+        if (!value) problems.push('--iptables needs a command name');
+        else iptables = value;
+        break;
+      case 'outbound-port':
+      case 'hbone-port':
+      case 'plaintext-port':
+      case 'dns-port': {
+        const n = port(name, value);
+        if (n !== undefined) ports[name.slice(0, -'-port'.length)] = n;
+        break;
+      }
+      default:
+        problems.push(`unknown option ${JSON.stringify(arg)} (see ztunnel iptables --help)`);
+    }
+  }
+  if (!podInterfaces) problems.push('--pod-interfaces is required (the pod veth names on this node, e.g. veth+)');
+  if (cidrs.length === 0) problems.push('--pod-cidr is required (the addresses of the pods on this node)');
+  let rules: ReturnType<typeof captureRules> | undefined;
+  if (problems.length === 0) {
+    try {
+      rules = captureRules({
+        podInterfaces: podInterfaces as string,
+        localPodCidrs: cidrs,
+        ports,
+        captureDns: dns,
+        ...(uid === undefined ? {} : { ztunnelUid: uid }),
+      });
+    } catch (err) {
+      problems.push((err as Error).message);
+    }
+  }
+  if (problems.length > 0 || !rules) {
+    throw new ZtunnelError(
+      'ERR_ZTUNNEL_CONFIG',
+      `ztunnel iptables: invalid arguments:\n  - ${problems.join('\n  - ')}\nRun ztunnel iptables --help.`,
+    );
+  }
+  return { action: action as 'install' | 'remove', iptables, rules };
+}
+
+export async function runIptablesCommand(cmd: IptablesCommand, exec?: Runner): Promise<void> {
+  if (cmd.action === 'install') await installCaptureRules(cmd.rules, cmd.iptables, exec);
+  else await removeCaptureRules(cmd.rules, cmd.iptables, exec);
+}
