@@ -19,6 +19,8 @@ export type AbortSide = (stream: Duplex, err: Error | undefined) => void;
  * side without cutting the opposite direction, and an error or abort on either side aborts the other.
  * Resolves once both directions finished or the tunnel was torn down.
  * Sockets should be created with `allowHalfOpen: true`, or Node ends their writes on the peer's FIN.
+ * Both streams are put in flowing mode (`resume()`), including one the caller `pause()`d before handing it
+ * over (e.g. while it was still deciding where to send it): a 'data' listener alone does not restart it.
  *
  * Written out rather than two `pipe()` calls: an idle tunnel then costs one shared listener per event and
  * no `once` wrappers or closures, which was most of what thousands of open tunnels held (docs/performance.md).
@@ -91,6 +93,9 @@ class Splice {
       // A close before both of a side's directions completed is an abort (RST_STREAM, TCP reset, destroy()).
       s.on('close', onClose);
     }
+    // Adding a 'data' listener does not restart a stream that was explicitly paused; splice owns the flow now.
+    this.#a.resume();
+    this.#b.resume();
   }
 
   data(from: Spliced, chunk: Buffer): void {
