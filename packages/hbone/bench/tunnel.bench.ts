@@ -27,6 +27,8 @@ const PINGPONG_MS = 1000;
 const CONNRATE_MS = 1200;
 const CONN_CONCURRENCY = 16;
 const IDLE_TUNNELS = 1000;
+/** BENCH_CASES=tput,rtt,conn,idle (default: all) narrows a run while investigating one figure. */
+const CASES = new Set((process.env.BENCH_CASES ?? 'tput,rtt,conn,idle').split(','));
 /** Linux USER_HZ: /proc CPU times are in these ticks. */
 const CLOCK_TICKS = 100;
 
@@ -315,17 +317,17 @@ async function main(): Promise<void> {
     for (const s of setups) results.set(s.name, { tput: [], cpu: [], rtt: [], conn: [] });
     // Setups are interleaved within each case and run, so load from elsewhere on the machine hits them alike.
     for (let run = 0; run < RUNS; run++) {
-      for (const s of setups) {
+      for (const s of CASES.has('tput') ? setups : []) {
         progress(`run ${run + 1}/${RUNS} ${s.name}: throughput`);
         const t = await throughput(s, THROUGHPUT_MS);
         results.get(s.name)!.tput.push(t.mibs);
         results.get(s.name)!.cpu.push(t.cpuPerGiB);
       }
-      for (const s of setups) {
+      for (const s of CASES.has('rtt') ? setups : []) {
         progress(`run ${run + 1}/${RUNS} ${s.name}: round trips`);
         results.get(s.name)!.rtt.push(await pingPong(s, PINGPONG_MS));
       }
-      for (const s of setups) {
+      for (const s of CASES.has('conn') ? setups : []) {
         progress(`run ${run + 1}/${RUNS} ${s.name}: new connections`);
         results.get(s.name)!.conn.push(await connRate(s, CONNRATE_MS, CONN_CONCURRENCY));
       }
@@ -333,7 +335,8 @@ async function main(): Promise<void> {
 
     const idle = await idleMemory(child, sinkPort);
 
-    const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const med = (xs: number[]): number =>
+      xs.length === 0 ? Number.NaN : [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     console.log(
       `Loopback, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), Node ${process.version}, medians of ${RUNS} runs.\n`,
     );
@@ -402,6 +405,7 @@ function progress(what: string): void {
 }
 
 function fmt(n: number): string {
+  if (Number.isNaN(n)) return '—';
   return n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(1);
 }
 

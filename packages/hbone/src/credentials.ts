@@ -1,4 +1,5 @@
 import { X509Certificate } from 'node:crypto';
+import type { Socket } from 'node:net';
 import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
 import { identityFromCertificate, type SpiffeId } from '@ambient-ts/identity';
 import { HBONE_CIPHERSUITES } from './constants.js';
@@ -18,11 +19,15 @@ export interface TlsCredentials {
 /** Client side: credentials for the source identity a tunnel is opened for (undefined = the default). */
 export type ClientCredentialsProvider = (sourceIdentity?: string) => TlsCredentials | Promise<TlsCredentials>;
 
-/** Server side: credentials for the local address an HBONE connection arrived on (clients send no SNI). */
-export type ServerCredentialsProvider = (local: {
-  address: string;
-  port: number;
-}) => TlsCredentials | Promise<TlsCredentials>;
+/**
+ * Server side: credentials for the local address an HBONE connection arrived on (clients send no SNI). The raw
+ * TCP socket is passed too, for a caller that needs more than its address (e.g. the original destination of a
+ * connection redirected by iptables); it must not be read from or written to.
+ */
+export type ServerCredentialsProvider = (
+  local: { address: string; port: number },
+  socket: Socket,
+) => TlsCredentials | Promise<TlsCredentials>;
 
 /** What we derive once per credentials object. */
 export interface CredentialsInfo {

@@ -251,7 +251,7 @@ export class HboneServer extends EventEmitter<HboneServerEvents> {
     }
     let provided: TlsCredentials | Promise<TlsCredentials>;
     try {
-      provided = creds(local);
+      provided = creds(local, raw);
     } catch (err) {
       raw.destroy();
       this.emit('tlsError', providerError(err, local), remote);

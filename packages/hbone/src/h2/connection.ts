@@ -37,6 +37,7 @@ import {
 
 /** Flush synchronously once this much output waits, instead of at the end of the event-loop turn. */
 const OUTPUT_HIGH = 1024 * 1024;
+const SMALL_WRITE_COALESCE = 16 * 1024;
 /** A peer that does not read while provoking control frames (PING, SETTINGS) is cut off past this backlog. */
 const SOCKET_BACKLOG_LIMIT = 32 * 1024 * 1024;
 /** How many reset stream ids we remember, to ignore frames the peer sent before it saw our RST_STREAM. */
@@ -110,6 +111,7 @@ export class H2ConnectionImpl extends EventEmitter implements H2Connection, Fram
 
   // --- output
   private flushScheduled = false;
+  private writerBytesTaken = 0;
   private socketBlocked = false;
   private socketGone = false;
 
@@ -1074,12 +1076,17 @@ export class H2ConnectionImpl extends EventEmitter implements H2Connection, Fram
   private flush(): void {
     this.flushScheduled = false;
     if (this.writer.bytes === 0) return;
+    this.writerBytesTaken = this.writer.bytes;
     const chunks = this.writer.take();
     const socket = this.socket;
     if (this.socketGone || socket.destroyed || !socket.writable) return;
     let ok = true;
     if (chunks.length === 1) {
       ok = socket.write(chunks[0]!);
+    } else if (this.writerBytesTaken <= SMALL_WRITE_COALESCE) {
+      // Small batches (a frame header plus a short payload, a WINDOW_UPDATE with DATA, …) go out as one buffer:
+      // one TLS record and one send per batch instead of one per chunk; copying a few KiB is cheaper than that.
+      ok = socket.write(Buffer.concat(chunks, this.writerBytesTaken));
     } else {
       socket.cork();
       for (const chunk of chunks) ok = socket.write(chunk);
