@@ -603,8 +603,8 @@ export class Ztunnel {
 
   private async openInbound(ip: string, wildcard: boolean): Promise<void> {
     const hbone = new HboneServer({
-      credentials: (local) => {
-        const w = this.state.workloadByAddress(local.address);
+      credentials: (local, socket) => {
+        const w = this.state.workloadByAddress(local.address) ?? (wildcard ? this.redirectedTo(socket) : undefined);
         if (!w || w.node !== this.config.node) {
           throw new ZtunnelError(
             'ERR_ZTUNNEL_NO_CERTIFICATE',
@@ -663,6 +663,19 @@ export class Ztunnel {
           `cannot listen for HBONE on ${ip}:${this.config.ports.hbone}: ${why}`,
           { cause: err },
         );
+    }
+  }
+
+  /**
+   * The local workload an iptables-REDIRECTed HBONE connection was meant for: REDIRECT rewrites the destination
+   * to the node's own address, the original one (the pod's address) is kept by connection tracking.
+   */
+  private redirectedTo(socket: Socket) {
+    if (!this.originalDst.support().available) return undefined;
+    try {
+      return this.state.workloadByAddress(normalizeIp(this.originalDst.lookup(socket).address));
+    } catch {
+      return undefined;
     }
   }
 
