@@ -1,4 +1,5 @@
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /** The native function exported by build/Release/original_dst.node. */
 export interface NativeAddon {
@@ -23,10 +24,11 @@ function tryLoad(): AddonState {
   if (process.platform !== 'linux') {
     return { reason: `SO_ORIGINAL_DST exists only on Linux (this is ${process.platform})` };
   }
-  if (typeof __dirname === 'undefined') {
+  const here = moduleDir();
+  if (here === undefined) {
     return { reason: 'cannot locate the native addon: no __dirname in this module format' };
   }
-  const file = join(__dirname, '..', 'build', 'Release', 'original_dst.node');
+  const file = join(here, '..', 'build', 'Release', 'original_dst.node');
   const mod = { exports: {} as Partial<NativeAddon> };
   try {
     process.dlopen(mod, file);
@@ -40,4 +42,16 @@ function tryLoad(): AddonState {
     return { reason: `native addon ${file} has no originalDestination export (stale build?)` };
   }
   return { addon: mod.exports as NativeAddon };
+}
+
+/**
+ * This module's directory. ESM run from source (tsx) has no __dirname, and import.meta is off-limits here (the
+ * tests' CommonJS transform rejects it), so the file is read from this function's own stack frame.
+ */
+function moduleDir(): string | undefined {
+  if (typeof __dirname !== 'undefined') return __dirname;
+  const frame = new Error().stack?.split('\n').find((l) => /[/\\]addon\.[cm]?[jt]s:\d+/.test(l));
+  const m = frame ? /(file:\/\/[^\s)]+|\/[^\s()]+):\d+:\d+/.exec(frame) : null;
+  if (!m?.[1]) return undefined;
+  return dirname(m[1].startsWith('file:') ? fileURLToPath(m[1]) : m[1]);
 }

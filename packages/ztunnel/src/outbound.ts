@@ -5,8 +5,10 @@
  * a workload outside ambient, or passed through to a destination outside the mesh.
  */
 import type { Socket } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import type { Duplex } from 'node:stream';
 import type { HboneClient } from '@ambient-ts/hbone';
+import { isLoopback } from './config.js';
 import type { ProxyContext } from './context.js';
 import { ZtunnelError } from './errors.js';
 import { workloadIdentity } from './model.js';
@@ -92,9 +94,10 @@ export async function handleOutbound(
           expectedIdentities: route.expectedIdentities,
           server: { address: route.dial.host, port: route.dial.port },
           sourceIdentity: srcIdentity,
-          // The client reached us from its own address on this host, so we can dial from it too: the peer
-          // then sees the real source IP, as with Istio's in-pod ztunnel.
-          sourceAddress: srcIp,
+          // A client that reached us from an address of this host (loopback, one-machine mode) is dialled from
+          // too, so the peer sees the real source IP, as with Istio's in-pod ztunnel. A captured pod's address
+          // lives in the pod's namespace, not ours: the kernel picks the node's address then.
+          ...(isHostAddress(srcIp) ? { sourceAddress: srcIp } : {}),
           baggage: {
             ...(source.clusterId ? { clusterName: source.clusterId } : {}),
             namespaceName: source.namespace,
@@ -165,4 +168,10 @@ function replyFor(e: ZtunnelError): SocksReplyCode {
     default:
       return SocksReply.GENERAL_FAILURE;
   }
+}
+
+/** Whether this host can send from `ip`: all of 127.0.0.0/8 and ::1 are, and any interface address. */
+function isHostAddress(ip: string): boolean {
+  if (isLoopback(ip)) return true;
+  return Object.values(networkInterfaces()).some((list) => list?.some((a) => normalizeIp(a.address) === ip));
 }
