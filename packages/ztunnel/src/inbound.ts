@@ -11,6 +11,7 @@ import type { TrackedConnection } from './connections.js';
 import type { ProxyContext } from './context.js';
 import type { ByteTally } from './metrics.js';
 import { type WorkloadInfo, workloadIdentity } from './model.js';
+import type { OriginalDstLookup } from './outbound-capture.js';
 import { hostForAuthority } from './resolver.js';
 import { splice } from './splice.js';
 import { normalizeIp } from './state.js';
@@ -127,21 +128,33 @@ function finish(
   });
 }
 
+/** What plaintext inbound needs beyond the proxy context to honour iptables REDIRECT. */
+export interface PlaintextInboundDeps {
+  /** SO_ORIGINAL_DST (or a stand-in); absent or unavailable: the connection's local address is the target. */
+  originalDst?: OriginalDstLookup;
+  /** Whether an address is one of ztunnel's own listeners (a redirect there would loop back). */
+  isOwnListener?: (ip: string, port: number) => boolean;
+}
+
 /**
  * Plaintext inbound (15006): no identity, so only policies that a caller without identity can pass allow it
- * (STRICT PeerAuthentication arrives as a policy denying exactly that). Without traffic capture the original
- * destination port is unknown, so the workload must serve exactly one target port.
+ * (STRICT PeerAuthentication arrives as a policy denying exactly that). When iptables REDIRECTed the connection,
+ * its local address is the node's and the original destination (SO_ORIGINAL_DST) names the pod and port it was
+ * meant for. Otherwise (a per-workload listener dialled directly, or no addon) the local address is the
+ * workload, and since the port it wanted is unknown the workload must serve exactly one target port.
  */
-export function handlePlaintextInbound(ctx: ProxyContext, socket: Socket): void {
+export function handlePlaintextInbound(ctx: ProxyContext, socket: Socket, deps: PlaintextInboundDeps = {}): void {
   const started = performance.now();
   socket.on('error', () => {});
   const localIp = normalizeIp(socket.localAddress ?? '');
   const srcIp = normalizeIp(socket.remoteAddress ?? '');
-  const dest = ctx.state.workloadByAddress(localIp);
+  const redirected = redirectedTarget(ctx, socket, localIp, deps.originalDst);
+  const targetIp = redirected?.ip ?? localIp;
+  const dest = ctx.state.workloadByAddress(targetIp);
   const info: ConnectionInfo = {
     direction: 'inbound',
     srcAddr: `${hostForAuthority(srcIp)}:${socket.remotePort}`,
-    dstAddr: `${hostForAuthority(localIp)}:${socket.localPort}`,
+    dstAddr: `${hostForAuthority(targetIp)}:${redirected?.port ?? socket.localPort}`,
     mtls: false,
   };
   const peer = ctx.state.workloadByAddress(srcIp);
@@ -152,28 +165,37 @@ export function handlePlaintextInbound(ctx: ProxyContext, socket: Socket): void 
     socket.destroy();
   };
   if (!dest || dest.node !== ctx.config.node) {
-    refuse(`no local workload has address ${localIp}`);
+    refuse(`no local workload has address ${targetIp}`);
+    return;
+  }
+  if (redirected && deps.isOwnListener?.(targetIp, redirected.port)) {
+    refuse(`original destination ${info.dstAddr} is a ztunnel listener`);
     return;
   }
   info.dstWorkload = dest;
-  const ports = new Set<number>();
-  for (const list of Object.values(dest.services)) for (const p of list) ports.add(p.targetPort || p.servicePort);
-  if (ports.size !== 1) {
-    refuse(
-      `plaintext to ${dest.namespace}/${dest.name} is ambiguous without traffic capture: it serves ports [${[...ports].join(', ')}]; use HBONE`,
-    );
-    return;
+  let port: number;
+  if (redirected) {
+    port = redirected.port;
+  } else {
+    const ports = new Set<number>();
+    for (const list of Object.values(dest.services)) for (const p of list) ports.add(p.targetPort || p.servicePort);
+    if (ports.size !== 1) {
+      refuse(
+        `plaintext to ${dest.namespace}/${dest.name} is ambiguous without traffic capture: it serves ports [${[...ports].join(', ')}]; use HBONE`,
+      );
+      return;
+    }
+    port = [...ports][0] as number;
   }
-  const port = [...ports][0] as number;
-  info.dstAddr = `${hostForAuthority(localIp)}:${port}`;
-  const conn = { sourceIp: srcIp, destinationIp: localIp, destinationPort: port };
+  info.dstAddr = `${hostForAuthority(targetIp)}:${port}`;
+  const conn = { sourceIp: srcIp, destinationIp: targetIp, destinationPort: port };
   const decision = ctx.policy.check(dest, conn);
   if (!decision.allowed) {
     refuse(`denied by policy: ${decision.message}`, 'UAEX');
     return;
   }
   socket.pause();
-  connectTcp(localIp, port, ctx.config.connectTimeoutMs).then(
+  connectTcp(targetIp, port, ctx.config.connectTimeoutMs).then(
     (upstream) => {
       const tally = ctx.metrics.connectionOpened(tcpLabels(info, 'destination'), 'inbound');
       let closedBy: string | undefined;
@@ -196,4 +218,31 @@ export function handlePlaintextInbound(ctx: ProxyContext, socket: Socket): void 
     },
     (err: Error) => refuse(err.message),
   );
+}
+
+/**
+ * The pod address and port a REDIRECTed connection was meant for, or undefined when it was not redirected: no
+ * lookup (or the addon is unavailable), conntrack has no entry, or the original destination is the listener
+ * itself (a tracked connection that no rule rewrote).
+ */
+function redirectedTarget(
+  ctx: ProxyContext,
+  socket: Socket,
+  localIp: string,
+  lookup: OriginalDstLookup | undefined,
+): { ip: string; port: number } | undefined {
+  if (!lookup?.support().available) return undefined;
+  let dst: { address: string; port: number };
+  try {
+    dst = lookup.lookup(socket);
+  } catch (err) {
+    ctx.logger.debug('inbound', 'no original destination: plaintext target taken from the local address', {
+      src: `${hostForAuthority(socket.remoteAddress ?? '')}:${socket.remotePort}`,
+      error: (err as Error).message,
+    });
+    return undefined;
+  }
+  const ip = normalizeIp(dst.address);
+  if (ip === localIp && dst.port === socket.localPort) return undefined;
+  return { ip, port: dst.port };
 }

@@ -45,7 +45,11 @@ export interface ZtunnelOptions {
   logger?: Logger;
   /** Called once a graceful shutdown requested through /quitquitquit has finished. */
   onExit?: () => void;
-  /** How the capture listener learns original destinations (default: SO_ORIGINAL_DST via the native addon). */
+  /**
+   * How redirected connections reveal their original destination: the outbound capture listener's, and the
+   * plaintext inbound listener's (which pod a REDIRECTed connection was for). Default: SO_ORIGINAL_DST via the
+   * native addon; where it is unavailable plaintext inbound takes the connection's local address.
+   */
   originalDst?: OriginalDstLookup;
 }
 
@@ -633,7 +637,10 @@ export class Ztunnel {
       this.inbound.set(ip, entry);
       this.inboundErrors.delete(ip);
       const plaintext = createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) =>
-        handlePlaintextInbound(this.ctx, socket),
+        handlePlaintextInbound(this.ctx, socket, {
+          originalDst: this.originalDst,
+          isOwnListener: (addr, port) => this.isOwnListener(addr, port),
+        }),
       );
       try {
         const p = await listenNet(plaintext, ip, this.config.ports.plaintext);

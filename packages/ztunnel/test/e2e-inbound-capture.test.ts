@@ -1,0 +1,237 @@
+import { once } from 'node:events';
+import { createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { parseConfig } from '../src/config.js';
+import { Logger } from '../src/logger.js';
+import type { OriginalDstLookup } from '../src/outbound-capture.js';
+import { Ztunnel } from '../src/ztunnel.js';
+import { docs, Mesh, pod, splitHostPort, svc } from './helpers/mesh.js';
+import { dial, readAll } from './helpers/net.js';
+
+// Plaintext inbound after iptables REDIRECT, on loopback: node 1's ztunnel (127.0.113.1, in this process) takes
+// plaintext on one listener bound to the node address, as REDIRECT delivers it, and the test plays the kernel's
+// part by injecting each connection's original destination. Everything after that (which workload, which port,
+// policy, the connection to the app) is the real path. The app `web` listens on two ports, only one of which a
+// service names; `remote` lives on node 2.
+const N1 = '127.0.113.1';
+const WEB = '127.0.113.10';
+const OUTSIDER = '127.0.113.50';
+const REMOTE = '127.0.114.10';
+
+jest.setTimeout(60_000);
+
+/** A server that answers `<tag> <bytes received>` once the client ends, so the test knows which port it reached. */
+async function taggedServer(host: string, tag: string): Promise<{ server: Server; port: number }> {
+  const server = createServer({ allowHalfOpen: true }, (s: Socket) => {
+    s.on('error', () => {});
+    let got = '';
+    s.setEncoding('utf8');
+    s.on('data', (c: string) => {
+      got += c;
+    });
+    s.once('end', () => s.end(`${tag} ${got}`));
+  });
+  server.listen(0, host);
+  await once(server, 'listening');
+  return { server, port: (server.address() as { port: number }).port };
+}
+
+describe('plaintext inbound takes its target from the original destination', () => {
+  const mesh = new Mesh('inbound-capture');
+  const lines: string[] = [];
+  const waiters: Array<{ match: (l: Record<string, unknown>) => boolean; resolve: () => void }> = [];
+  let served: { server: Server; port: number };
+  let unlisted: { server: Server; port: number };
+  let z: Ztunnel;
+  // What the "kernel" reports for the next plaintext connection; a function so a test can also make it throw.
+  let original: () => { address: string; port: number; family: 4 | 6 } = () => {
+    throw new Error('not redirected');
+  };
+  const lookups: string[] = [];
+  const injected: OriginalDstLookup = {
+    support: () => ({ available: true }),
+    lookup: (socket) => {
+      lookups.push(`${socket.remoteAddress}:${socket.remotePort}`);
+      return original();
+    },
+  };
+
+  function config(hbonePort = 15208) {
+    const parsed = parseConfig([
+      '--control-plane',
+      `127.0.0.1:${mesh.cpPort}`,
+      '--trust-bundle',
+      join(mesh.stateDir, 'root-cert.pem'),
+      '--token-file',
+      join(mesh.dir, 'token-node-1'),
+      '--node',
+      'node-1',
+      '--node-ip',
+      N1,
+      '--inbound-bind',
+      N1,
+      '--hbone-port',
+      String(hbonePort),
+      '--plaintext-port',
+      '0',
+      '--socks5-port',
+      '0',
+      '--admin-port',
+      '0',
+      '--metrics-port',
+      '0',
+      '--readiness-port',
+      '0',
+    ]);
+    if (parsed.help) throw new Error('unexpected help');
+    return parsed.config;
+  }
+
+  /** Resolves on the next log line (after this call) that matches. */
+  function nextLog(match: (l: Record<string, unknown>) => boolean): Promise<void> {
+    return new Promise((resolve) => waiters.push({ match, resolve }));
+  }
+
+  beforeAll(async () => {
+    served = await taggedServer(WEB, 'served');
+    unlisted = await taggedServer(WEB, 'unlisted');
+    mesh.write(
+      'mesh.yaml',
+      docs(
+        pod('web', { node: 'node-1', ip: WEB }),
+        pod('remote', { node: 'node-2', ip: REMOTE }),
+        svc('web', { vip: '10.96.113.1', ports: [{ port: 80, targetPort: served.port }] }),
+      ),
+    );
+    await mesh.startControlPlane(['node-1']);
+    z = await Ztunnel.start({
+      config: config(),
+      logger: new Logger({
+        format: 'json',
+        write: (line) => {
+          lines.push(line);
+          const parsed = JSON.parse(line) as Record<string, unknown>;
+          for (const w of [...waiters]) {
+            if (w.match(parsed)) {
+              waiters.splice(waiters.indexOf(w), 1);
+              w.resolve();
+            }
+          }
+        },
+      }),
+      originalDst: injected,
+    });
+    await z.whenReady();
+  });
+  afterAll(async () => {
+    await z?.close();
+    served?.server.close();
+    unlisted?.server.close();
+    await mesh.close();
+  });
+
+  /** One plaintext round trip through the node's plaintext listener from `from`; '' when refused. */
+  async function plain(from: string, payload = 'hi'): Promise<string> {
+    const [host, port] = splitHostPort(z.addresses().plaintext[0] as string);
+    const s = await dial(host, port, from);
+    s.end(payload);
+    return (await readAll(s).catch(() => Buffer.alloc(0))).toString();
+  }
+
+  function accessLines(): Record<string, unknown>[] {
+    return lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.scope === 'access');
+  }
+
+  it('listens for plaintext on the node address, not on the workloads', () => {
+    expect(z.addresses().plaintext).toEqual([expect.stringMatching(/^127\.0\.113\.1:\d+$/)]);
+  });
+
+  it('reaches the pod and port the client asked for, including a port no service names', async () => {
+    original = () => ({ address: WEB, port: served.port, family: 4 });
+    expect(await plain(OUTSIDER, 'one')).toBe('served one');
+    original = () => ({ address: WEB, port: unlisted.port, family: 4 });
+    expect(await plain(OUTSIDER, 'two')).toBe('unlisted two');
+    const access = accessLines().slice(-2);
+    expect(access.map((l) => [l['dst.addr'], l['dst.workload'], l.error])).toEqual([
+      [`${WEB}:${served.port}`, 'web', undefined],
+      [`${WEB}:${unlisted.port}`, 'web', undefined],
+    ]);
+    expect(access[0]?.['src.addr']).toMatch(/^127\.0\.113\.50:\d+$/);
+    expect(access[0]?.['src.identity']).toBeUndefined();
+  });
+
+  it('refuses an original destination that is no workload on this node', async () => {
+    original = () => ({ address: REMOTE, port: 8080, family: 4 });
+    expect(await plain(OUTSIDER)).toBe('');
+    expect(accessLines().at(-1)).toMatchObject({ error: `no local workload has address ${REMOTE}` });
+  });
+
+  it('refuses an original destination that is one of its own listeners', async () => {
+    original = () => ({ address: WEB, port: 15208, family: 4 });
+    expect(await plain(OUTSIDER)).toBe('');
+    expect(accessLines().at(-1)).toMatchObject({ error: `original destination ${WEB}:15208 is a ztunnel listener` });
+  });
+
+  it('falls back to the local address when the connection was not redirected', async () => {
+    original = () => {
+      throw new Error('ERR_ORIGINAL_DST_NOT_FOUND');
+    };
+    const before = lookups.length;
+    expect(await plain(OUTSIDER)).toBe('');
+    expect(lookups.length).toBe(before + 1);
+    expect(accessLines().at(-1)).toMatchObject({ error: `no local workload has address ${N1}` });
+    // Tracked but not rewritten: the original destination is the listener itself.
+    const [, port] = splitHostPort(z.addresses().plaintext[0] as string);
+    original = () => ({ address: N1, port, family: 4 });
+    expect(await plain(OUTSIDER)).toBe('');
+    expect(accessLines().at(-1)).toMatchObject({ error: `no local workload has address ${N1}` });
+  });
+
+  const policyUpdate = (l: Record<string, unknown>) => l.msg === 'configuration updated' && l.type === 'Authorization';
+  const webUpdate = (l: Record<string, unknown>) =>
+    l.msg === 'configuration updated' && l.type === 'Address' && String(l.updated ?? '').includes('web');
+
+  it('refuses redirected plaintext under STRICT PeerAuthentication, as for any plaintext', async () => {
+    original = () => ({ address: WEB, port: served.port, family: 4 });
+    // STRICT arrives as a policy and reaches the workload through its policy list: wait for both.
+    const applied = Promise.all([nextLog(policyUpdate), nextLog(webUpdate)]);
+    mesh.write(
+      'strict.yaml',
+      'apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: default, namespace: default}\nspec: {mtls: {mode: STRICT}}\n',
+    );
+    await applied;
+    expect(await plain(OUTSIDER)).toBe('');
+    expect(String(accessLines().at(-1)?.error)).toMatch(/^denied by policy/);
+    const removed = Promise.all([nextLog(policyUpdate), nextLog(webUpdate)]);
+    mesh.remove('strict.yaml');
+    await removed;
+    expect(await plain(OUTSIDER, 'again')).toBe('served again');
+  });
+
+  it('without original destinations (no addon) takes the local address and never asks', async () => {
+    const out: string[] = [];
+    const asked: string[] = [];
+    const other = await Ztunnel.start({
+      config: config(15209),
+      logger: new Logger({ write: (l) => out.push(l) }),
+      originalDst: {
+        support: () => ({ available: false, reason: 'test: no addon' }),
+        lookup: () => {
+          asked.push('lookup');
+          return { address: WEB, port: served.port, family: 4 };
+        },
+      },
+    });
+    try {
+      await other.whenReady();
+      const [host, port] = splitHostPort(other.addresses().plaintext[0] as string);
+      const s = await dial(host, port, OUTSIDER);
+      s.end('x');
+      expect((await readAll(s).catch(() => Buffer.alloc(0))).length).toBe(0);
+      expect(asked).toEqual([]);
+      expect(out.join('')).toContain(`no local workload has address ${N1}`);
+    } finally {
+      await other.close();
+    }
+  });
+});
