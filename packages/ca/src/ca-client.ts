@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { SpiffeId } from '@ambient-ts/identity';
 import { type CallOptions, Client, Metadata, type ServiceError, status } from '@grpc/grpc-js';
-import { CaChannelCredentials, targetHost } from './ca-channel-credentials.js';
 import { type CertificateInfo, issuedBy, parseCertificate } from './certificate-info.js';
 import { type Clock, systemClock } from './clock.js';
 import { createCsr } from './csr.js';
@@ -9,6 +8,7 @@ import { CaError } from './errors.js';
 import { generateKey, type KeyType, privateKeyPem, spkiOf } from './keys.js';
 import { certificateDers } from './pem.js';
 import { CREATE_CERTIFICATE_PATH, decodeResponse, encodeRequest, IMPERSONATED_IDENTITY } from './proto.js';
+import { TlsChannelCredentials, targetHost } from './tls-channel-credentials.js';
 import type { TlsCredentials, WorkloadCertificate } from './workload-certificate.js';
 
 type Source<T> = T | (() => T | Promise<T>);
@@ -182,11 +182,11 @@ export class CaClient {
     if (this.#client && key === this.#clientKey) return this.#client;
     this.#client?.close();
     // Our own credentials rather than createSsl: the same verification, but no SNI for an IP address (DEP0123).
-    const creds = new CaChannelCredentials(
-      this.#opts.serverName || targetHost(this.#opts.address),
-      bundle,
-      mine ? { key: Buffer.from(mine.key), certChain: Buffer.from(mine.certChain) } : undefined,
-    );
+    const creds = new TlsChannelCredentials({
+      serverName: this.#opts.serverName || targetHost(this.#opts.address),
+      trustBundle: bundle,
+      ...(mine ? { clientCertificate: { key: mine.key, certChain: mine.certChain } } : {}),
+    });
     const channelOptions: Record<string, string | number> = {};
     if (this.#opts.serverName) channelOptions['grpc.default_authority'] = this.#opts.serverName;
     this.#client = new Client(this.#opts.address, creds, channelOptions);

@@ -23,7 +23,7 @@ export type CaErrorCode =
   | 'ERR_CA_CONFIG_INVALID'
   /** The signing key (a Signer) failed to sign. */
   | 'ERR_SIGNER_FAILED'
-  /** A PEM certificate could not be parsed. */
+  /** A PEM certificate (or the key that goes with it) could not be parsed or loaded. */
   | 'ERR_CERTIFICATE_INVALID'
   /** A token file could not be read or parsed. */
   | 'ERR_TOKEN_FILE_INVALID'

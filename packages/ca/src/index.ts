@@ -41,4 +41,5 @@ export {
 } from './secret-manager.js';
 export { ServingCredentials, type ServingCredentialsOptions } from './serving-credentials.js';
 export { KeySigner, type SignatureAlgorithm, type Signer } from './signer.js';
+export { TlsChannelCredentials, type TlsChannelCredentialsOptions } from './tls-channel-credentials.js';
 export type { TlsCredentials, WorkloadCertificate } from './workload-certificate.js';

@@ -1,9 +1,8 @@
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { CaClient } from '@ambient-ts/ca';
+import { CaClient, TlsChannelCredentials } from '@ambient-ts/ca';
 import { ADDRESS_TYPE_URL, AUTHORIZATION_TYPE_URL, XdsClient } from '@ambient-ts/xds';
-import * as grpc from '@grpc/grpc-js';
 import { ControlPlane } from '../src/control-plane.js';
 import { ManualScheduler, tempDir, yaml } from './helpers.js';
 
@@ -112,7 +111,7 @@ describe('ControlPlane end to end (real TLS gRPC, XdsClient and CaClient)', () =
     const root = readFileSync(join(dir, 'state', 'root-cert.pem'));
     const client = new XdsClient({
       target: `127.0.0.1:${c.grpcPort}`,
-      credentials: grpc.credentials.createSsl(root),
+      credentials: new TlsChannelCredentials({ serverName: '127.0.0.1', trustBundle: root }),
       token: () => token,
       node: { id: nodeId },
     });
@@ -198,7 +197,7 @@ describe('ControlPlane end to end (real TLS gRPC, XdsClient and CaClient)', () =
     const root = readFileSync(join(dir, 'state', 'root-cert.pem'));
     const client = new XdsClient({
       target: `127.0.0.1:${c.grpcPort}`,
-      credentials: grpc.credentials.createSsl(root),
+      credentials: new TlsChannelCredentials({ serverName: '127.0.0.1', trustBundle: root }),
       token: () => WAYPOINT,
       node: { id: 'waypoint~127.0.1.2~wp.shop~shop.svc.cluster.local' },
       protocol: 'sotw',
@@ -293,7 +292,7 @@ describe('ControlPlane end to end (real TLS gRPC, XdsClient and CaClient)', () =
     const root = readFileSync(join(dir, 'state', 'root-cert.pem'));
     const client = new XdsClient({
       target: `127.0.0.1:${c.grpcPort}`,
-      credentials: grpc.credentials.createSsl(root, Buffer.from(cert.key), Buffer.from(cert.certChain)),
+      credentials: new TlsChannelCredentials({ serverName: '127.0.0.1', trustBundle: root, clientCertificate: cert }),
       node: { id: 'waypoint~x' },
     });
     closers.push(() => client.close());
