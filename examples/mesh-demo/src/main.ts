@@ -9,6 +9,9 @@
  * request by service hostname, denies it with an AuthorizationPolicy written into the config directory,
  * removes the policy, shows metrics and a /config_dump excerpt, and watches certificates renew live while a
  * connection keeps flowing. Exits 0 at the end; `--keep` keeps everything running to try it by hand.
+ *
+ * `--netns` (root) runs the transparent-capture walk-through instead, across hosts built from network
+ * namespaces: see netns-demo.ts.
  */
 import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,6 +19,7 @@ import { createServer as createHttpServer, get } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { runNetnsDemo } from './netns-demo.js';
 import { type Proc, runTs } from './processes.js';
 import { httpGet, readExactly, SocksRefused, socksConnect } from './socks.js';
 
@@ -40,11 +44,12 @@ let stepNo = 0;
 const step = (title: string) => console.log(`\n${bold(`── ${++stepNo}. ${title}`)}`);
 const say = (who: string, what: string) => console.log(`  ${who.padEnd(12)} ${what}`);
 
-const dir = mkdtempSync(join(tmpdir(), 'ambient-mesh-demo-'));
+let dir = '';
 const procs: Proc[] = [];
 const servers: Server[] = [];
 
 async function main(): Promise<void> {
+  dir = mkdtempSync(join(tmpdir(), 'ambient-mesh-demo-'));
   console.log(bold('ambient-ts mesh demo') + dim(`  (working directory ${dir})`));
 
   step('The mesh configuration: Kubernetes-style YAML in a directory the control plane watches');
@@ -358,21 +363,31 @@ spec:
 async function shutdown(): Promise<void> {
   await Promise.allSettled(procs.map((p) => p.stop()));
   for (const s of servers) s.close();
-  rmSync(dir, { recursive: true, force: true });
+  if (dir) rmSync(dir, { recursive: true, force: true });
 }
 
-main().then(
-  async () => {
-    await shutdown();
-    process.exit(0);
-  },
-  async (err: unknown) => {
-    console.error(`\nmesh-demo failed: ${(err as Error).stack ?? String(err)}`);
-    for (const p of procs) {
-      const tail = p.logs.slice(-8).map((l) => JSON.stringify(l));
-      if (tail.length) console.error(`--- last log lines of ${p.name}:\n${tail.join('\n')}`);
-    }
-    await shutdown();
-    process.exit(1);
-  },
-);
+if (process.argv.includes('--netns')) {
+  runNetnsDemo({ root: ROOT, prefix: process.env.MESH_DEMO_NETNS_PREFIX || 'ambd', keep }).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      console.error(`mesh-demo --netns failed: ${(err as Error).stack ?? String(err)}`);
+      process.exit(1);
+    },
+  );
+} else {
+  main().then(
+    async () => {
+      await shutdown();
+      process.exit(0);
+    },
+    async (err: unknown) => {
+      console.error(`\nmesh-demo failed: ${(err as Error).stack ?? String(err)}`);
+      for (const p of procs) {
+        const tail = p.logs.slice(-8).map((l) => JSON.stringify(l));
+        if (tail.length) console.error(`--- last log lines of ${p.name}:\n${tail.join('\n')}`);
+      }
+      await shutdown();
+      process.exit(1);
+    },
+  );
+}

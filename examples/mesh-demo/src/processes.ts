@@ -54,8 +54,14 @@ export class Proc {
     return this.waitFor((l) => this.logs.indexOf(l) >= from && match(l));
   }
 
-  async stop(): Promise<number | null> {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
+  /** SIGTERM (a graceful drain), then SIGKILL if the process is still there after `graceMs`. */
+  async stop(graceMs = 5000): Promise<number | null> {
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      this.child.kill('SIGTERM');
+      const t = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+      t.unref();
+      this.exited.finally(() => clearTimeout(t));
+    }
     return this.exited;
   }
 
@@ -77,11 +83,17 @@ export class Proc {
   }
 }
 
-/** Run a TypeScript bin of this repository with Node + tsx against the sources. */
-export function runTs(name: string, script: string, args: string[], cwd: string): Proc {
-  const child = spawn(process.execPath, ['--conditions=@ambient-ts/source', '--import', 'tsx', script, ...args], {
-    cwd,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+/** The command line that runs a TypeScript file of this repository with Node + tsx against the sources. */
+export function tsCommand(script: string, args: string[] = []): string[] {
+  return [process.execPath, '--conditions=@ambient-ts/source', '--import', 'tsx', script, ...args];
+}
+
+/**
+ * Run a TypeScript bin of this repository with Node + tsx against the sources; `wrapper` goes in front of the
+ * command line (the netns demo uses `ip netns exec <namespace>`).
+ */
+export function runTs(name: string, script: string, args: string[], cwd: string, wrapper: string[] = []): Proc {
+  const [cmd, ...rest] = [...wrapper, ...tsCommand(script, args)] as [string, ...string[]];
+  const child = spawn(cmd, rest, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   return new Proc(name, child);
 }
