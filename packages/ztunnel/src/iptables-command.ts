@@ -1,20 +1,33 @@
 /**
  * `ztunnel iptables install|remove`: the node's capture rules (iptables-rules.ts) from the command line.
- * Both actions are idempotent, so a node agent can run them on every start and every stop.
+ * Both actions are idempotent, so a node agent can run them on every start and every stop. IPv6 rules
+ * (ip6tables) are installed when a pod CIDR is IPv6, IPv4 rules when one is IPv4: a family without pod
+ * addresses has no pod traffic to capture, and a node without IPv6 need not have ip6tables' nat table. Remove
+ * takes both families away whatever CIDRs it is given, so it always leaves nothing behind.
  */
 import { isIP } from 'node:net';
 import { ZtunnelError } from './errors.js';
-import { captureRules, installCaptureRules, type Runner, removeCaptureRules } from './iptables-rules.js';
+import {
+  captureRules,
+  cidrFamily,
+  installCaptureRules,
+  type RuleSet,
+  type Runner,
+  removeCaptureRules,
+} from './iptables-rules.js';
 
 export const IPTABLES_USAGE = `Usage: ztunnel iptables install|remove [options]
 
 Installs (or removes) the nat rules that send this node's pod traffic through ztunnel: pods' TCP to the
 outbound capture port, pods' DNS to the DNS proxy, HBONE and plaintext to local pods to the inbound ports.
-Both are idempotent. Needs root and the iptables nat table.
+Both are idempotent. Needs root and the nat table of iptables (and of ip6tables for IPv6).
+
+IPv4 rules (iptables) are installed when a --pod-cidr is IPv4, IPv6 rules (ip6tables) when one is IPv6: give
+both CIDRs on a dual-stack node. remove takes away the rules of both families.
 
 Options:
   --pod-interfaces <pattern>   pod veth interface names, iptables syntax ('+' wildcard)  [required, e.g. veth+]
-  --pod-cidr <cidr>            addresses of the pods on this node (repeatable)          [required]
+  --pod-cidr <cidr>            addresses of the pods on this node, IPv4 or IPv6 (repeatable)  [required]
   --ztunnel-uid <uid>          never capture sockets owned by this uid (ztunnel's)
   --no-dns                     do not redirect pods' DNS (port 53) to the DNS proxy
   --outbound-port <port>       outbound capture port   [default 15001]
@@ -22,12 +35,21 @@ Options:
   --plaintext-port <port>      plaintext inbound port  [default 15006]
   --dns-port <port>            DNS proxy port          [default 15053]
   --iptables <command>         iptables binary         [default iptables]
+  --ip6tables <command>        ip6tables binary        [default ip6tables]
 `;
+
+/** One address family's binary and rules. */
+export interface FamilyRules {
+  family: 4 | 6;
+  command: string;
+  rules: RuleSet;
+  /** Whether install sets this family up (a --pod-cidr of it was given); remove takes every family away. */
+  install: boolean;
+}
 
 export interface IptablesCommand {
   action: 'install' | 'remove';
-  iptables: string;
-  rules: ReturnType<typeof captureRules>;
+  families: FamilyRules[];
 }
 
 /** Parses `install|remove [options]`; throws ERR_ZTUNNEL_CONFIG listing every problem. */
@@ -41,7 +63,7 @@ export function parseIptablesCommand(argv: readonly string[]): IptablesCommand |
   const cidrs: string[] = [];
   let uid: number | undefined;
   let dns = true;
-  let iptables = 'iptables';
+  const binaries: Record<'iptables' | 'ip6tables', string> = { iptables: 'iptables', ip6tables: 'ip6tables' };
   const ports: Record<string, number> = {};
   const port = (flag: string, text: string | undefined): number | undefined => {
     const n = Number(text);
@@ -78,8 +100,9 @@ export function parseIptablesCommand(argv: readonly string[]): IptablesCommand |
         else uid = Number(value);
         break;
       case 'iptables':
-        if (!value) problems.push('--iptables needs a command name');
-        else iptables = value;
+      case 'ip6tables':
+        if (!value) problems.push(`--${name} needs a command name`);
+        else binaries[name] = value;
         break;
       case 'outbound-port':
       case 'hbone-port':
@@ -95,30 +118,41 @@ export function parseIptablesCommand(argv: readonly string[]): IptablesCommand |
   }
   if (!podInterfaces) problems.push('--pod-interfaces is required (the pod veth names on this node, e.g. veth+)');
   if (cidrs.length === 0) problems.push('--pod-cidr is required (the addresses of the pods on this node)');
-  let rules: ReturnType<typeof captureRules> | undefined;
+  const families: FamilyRules[] = [];
   if (problems.length === 0) {
+    const options = {
+      podInterfaces: podInterfaces as string,
+      localPodCidrs: cidrs,
+      ports,
+      captureDns: dns,
+      ...(uid === undefined ? {} : { ztunnelUid: uid }),
+    };
     try {
-      rules = captureRules({
-        podInterfaces: podInterfaces as string,
-        localPodCidrs: cidrs,
-        ports,
-        captureDns: dns,
-        ...(uid === undefined ? {} : { ztunnelUid: uid }),
-      });
+      for (const family of [4, 6] as const) {
+        families.push({
+          family,
+          command: family === 4 ? binaries.iptables : binaries.ip6tables,
+          rules: captureRules(options, family),
+          install: cidrs.some((c) => cidrFamily(c) === family),
+        });
+      }
     } catch (err) {
       problems.push((err as Error).message);
     }
   }
-  if (problems.length > 0 || !rules) {
+  if (problems.length > 0) {
     throw new ZtunnelError(
       'ERR_ZTUNNEL_CONFIG',
       `ztunnel iptables: invalid arguments:\n  - ${problems.join('\n  - ')}\nRun ztunnel iptables --help.`,
     );
   }
-  return { action: action as 'install' | 'remove', iptables, rules };
+  return { action: action as 'install' | 'remove', families };
 }
 
+/** Install: the families with pod CIDRs, IPv4 first. Remove: every family, each best-effort. */
 export async function runIptablesCommand(cmd: IptablesCommand, exec?: Runner): Promise<void> {
-  if (cmd.action === 'install') await installCaptureRules(cmd.rules, cmd.iptables, exec);
-  else await removeCaptureRules(cmd.rules, cmd.iptables, exec);
+  for (const f of cmd.families) {
+    if (cmd.action === 'remove') await removeCaptureRules(f.rules, f.command, exec);
+    else if (f.install) await installCaptureRules(f.rules, f.command, exec);
+  }
 }

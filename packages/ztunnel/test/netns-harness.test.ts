@@ -6,7 +6,15 @@ import { execFile, execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { captureRules, installCaptureRules, removeCaptureRules } from '../src/iptables-rules.js';
 
-const SCRIPT = join(__dirname, '..', '..', '..', 'scripts', 'netns-mesh.sh');
+const ROOT = join(__dirname, '..', '..', '..');
+const SCRIPT = join(ROOT, 'scripts', 'netns-mesh.sh');
+const ZTUNNEL = [
+  process.execPath,
+  '--conditions=@ambient-ts/source',
+  '--import',
+  'tsx',
+  join(ROOT, 'packages', 'ztunnel', 'src', 'cli.ts'),
+];
 const PREFIX = `ambj${process.pid % 100000}`;
 
 function unavailable(): string | undefined {
@@ -24,6 +32,15 @@ function unavailable(): string | undefined {
 const reason = unavailable();
 if (reason) console.warn(`netns harness tests skipped: ${reason}`);
 const d = reason ? describe.skip : describe;
+const ip6Reason = (() => {
+  try {
+    execFileSync('sh', ['-c', 'command -v ip6tables'], { stdio: 'ignore' });
+    return undefined;
+  } catch {
+    return 'needs ip6tables (Debian: iptables)';
+  }
+})();
+if (!reason && ip6Reason) console.warn(`netns harness IPv6 rules test skipped: ${ip6Reason}`);
 
 function mesh(...args: string[]): string {
   return execFileSync(SCRIPT, args, { encoding: 'utf8', env: { ...process.env, NETNS_MESH_PREFIX: PREFIX } });
@@ -132,6 +149,49 @@ d('netns-mesh.sh harness', () => {
     expect(await ipt('-t', 'nat', '-S')).not.toContain('AMBIENT');
     await removeCaptureRules(rules, 'iptables', (_c, a) => run('iptables', a));
   });
+
+  (ip6Reason ? it.skip : it)(
+    'ztunnel iptables install|remove on a dual-stack node: IPv4 and IPv6 rules, idempotent, IPv6 pod traffic captured, nothing left',
+    async () => {
+      // IPv6 for h1 and its pod p1 (the harness itself is IPv4): no DAD, so the addresses are usable at once.
+      await inNs('h1', 'ip', '-6', 'addr', 'add', 'fd00:248:1::1/128', 'dev', 'p1', 'nodad');
+      await inNs('h1', 'ip', '-6', 'route', 'add', 'fd00:248:1::11/128', 'dev', 'p1');
+      await inNs('h1-p1', 'ip', '-6', 'addr', 'add', 'fd00:248:1::11/128', 'dev', 'eth0', 'nodad');
+      await inNs('h1-p1', 'ip', '-6', 'route', 'add', 'fd00:248:1::1', 'dev', 'eth0');
+      await inNs('h1-p1', 'ip', '-6', 'route', 'add', 'default', 'via', 'fd00:248:1::1', 'dev', 'eth0');
+      const rules = async () => [
+        await inNs('h1', 'iptables', '-t', 'nat', '-S'),
+        await inNs('h1', 'ip6tables', '-t', 'nat', '-S'),
+      ];
+      const before = await rules();
+      const args = ['--pod-interfaces', 'p+', '--pod-cidr', '10.248.1.0/24', '--pod-cidr', 'fd00:248:1::/64'];
+      expect(await inNs('h1', ...ZTUNNEL, 'iptables', 'install', ...args)).toBe('ztunnel iptables install: done\n');
+      const [v4, v6] = await rules();
+      expect(v4).toContain('-A AMBIENT_PREROUTING -d 10.248.1.0/24 -p tcp -j REDIRECT --to-ports 15006');
+      expect(v4).not.toContain('fd00:');
+      expect(v6).toContain('-A PREROUTING -j AMBIENT_PREROUTING');
+      expect(v6).toContain('-A OUTPUT -j AMBIENT_OUTPUT');
+      expect(v6).toContain('-A AMBIENT_PREROUTING -m mark --mark 0x539/0x539 -j RETURN');
+      expect(v6).toContain('-A AMBIENT_PREROUTING -i p+ -p tcp -j REDIRECT --to-ports 15001');
+      expect(v6).toContain('-A AMBIENT_PREROUTING -d fd00:248:1::/64 -p tcp -j REDIRECT --to-ports 15006');
+      expect(v6).toContain(
+        '-A AMBIENT_OUTPUT -d fd00:248:1::/64 -p tcp -m tcp --dport 15008 -j REDIRECT --to-ports 15008',
+      );
+      expect(v6).not.toContain('10.248.');
+      await inNs('h1', ...ZTUNNEL, 'iptables', 'install', ...args);
+      expect(await rules()).toEqual([v4, v6]);
+
+      // An app in the pod connects to an IPv6 service address nobody owns; the host's [::]:15001 gets it.
+      const capture = serveOnce('h1', '::', 15001, 'captured');
+      await capture.ready;
+      expect(await fetchFrom('h1-p1', 'fd00:96::10', 80)).toBe('captured fd00:248:1::11');
+
+      expect(await inNs('h1', ...ZTUNNEL, 'iptables', 'remove', ...args)).toBe('ztunnel iptables remove: done\n');
+      expect(await rules()).toEqual(before);
+      await inNs('h1', ...ZTUNNEL, 'iptables', 'remove', ...args);
+      expect(await rules()).toEqual(before);
+    },
+  );
 
   it('down removes everything with the prefix, and is safe to run twice', () => {
     mesh('down');
