@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { type DeltaRequest, decodeDeltaRequest } from './discovery-messages.js';
 import type { CacheEntry } from './resource-cache.js';
 import { newTypeState, Session, type TypeStateBase, type XdsClientTypeState } from './server-session.js';
+import { TypeStateTable } from './type-state-table.js';
 import { stringField } from './wire.js';
 
 interface DeltaTypeState extends TypeStateBase {
@@ -24,7 +25,7 @@ interface DeltaTypeState extends TypeStateBase {
 /** Incremental ADS (DeltaAggregatedResources) for one client. */
 export class DeltaSession extends Session {
   readonly protocol = 'delta' as const;
-  readonly #types = new Map<string, DeltaTypeState>();
+  readonly #types = new TypeStateTable<DeltaTypeState>(this, this.host);
 
   protected handle(buf: Buffer): void {
     const req = decodeDeltaRequest(buf);
@@ -34,7 +35,7 @@ export class DeltaSession extends Session {
     if (st === undefined) {
       if (!this.checkTypeCount(this.#types.size + 1)) return;
       st = this.#first(req);
-      this.#types.set(req.typeUrl, st);
+      this.#types.set(st);
     } else {
       this.recordAck(st, req.responseNonce, req.errorDetail);
       this.#subscriptionChange(st, req);
@@ -109,36 +110,17 @@ export class DeltaSession extends Session {
     return known;
   }
 
+  /** Every commit to a subscribed type is looked at: the push works out what this client must hear of it. */
   onCacheChange(changed: Map<string, string[]>): void {
-    let any = false;
-    for (const typeUrl of changed.keys()) {
-      const st = this.#types.get(typeUrl);
-      if (st) {
-        st.dirty = true;
-        any = true;
-      }
-    }
-    if (any) this.host.markDirty(this);
+    this.#types.onCacheChange(changed);
   }
 
   revalidateViews(): void {
-    let any = false;
-    for (const st of this.#types.values()) {
-      if (!st.filtered) continue;
-      st.recheck = true;
-      st.dirty = true;
-      any = true;
-    }
-    if (any) this.host.markDirty(this);
+    this.#types.revalidateViews(recheck);
   }
 
   flush(): void {
-    for (const st of this.#types.values()) {
-      if (this.closed) return;
-      if (!st.dirty || st.pendingNonce !== null) continue;
-      if (!this.host.acquirePush(this)) return;
-      if (!this.#push(st)) this.host.releasePush();
-    }
+    this.#types.flush((st) => this.#push(st));
   }
 
   #visible(st: DeltaTypeState, entry: CacheEntry): boolean {
@@ -257,16 +239,11 @@ export class DeltaSession extends Session {
   }
 
   typeStates(): XdsClientTypeState[] {
-    return [...this.#types.values()].map((st) => ({
-      typeUrl: st.typeUrl,
-      wildcard: st.wildcard,
-      names: [...st.names],
-      ackedVersion: st.ackedVersion,
-      pendingNonce: st.pendingNonce,
-      sentSeq: st.sentSeq,
-      nacks: st.nacks,
-      lastNack: st.lastNack,
-      trackedNames: st.known?.size ?? 0,
-    }));
+    return this.#types.snapshot((st) => st.known?.size ?? 0);
   }
+}
+
+/** A changed view decision re-runs the view hook over everything on the next push. */
+function recheck(st: DeltaTypeState): void {
+  st.recheck = true;
 }

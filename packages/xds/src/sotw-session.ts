@@ -1,6 +1,7 @@
 import { decodeSotwRequest } from './discovery-messages.js';
 import type { CacheEntry } from './resource-cache.js';
 import { newTypeState, Session, type TypeStateBase, type XdsClientTypeState } from './server-session.js';
+import { TypeStateTable } from './type-state-table.js';
 import { stringField } from './wire.js';
 
 interface SotwTypeState extends TypeStateBase {
@@ -13,7 +14,7 @@ interface SotwTypeState extends TypeStateBase {
 /** State-of-the-world ADS (StreamAggregatedResources) for one client. */
 export class SotwSession extends Session {
   readonly protocol = 'sotw' as const;
-  readonly #types = new Map<string, SotwTypeState>();
+  readonly #types = new TypeStateTable<SotwTypeState>(this, this.host);
 
   protected handle(buf: Buffer): void {
     const req = decodeSotwRequest(buf);
@@ -25,7 +26,7 @@ export class SotwSession extends Session {
       st = { ...newTypeState(req.typeUrl, this.viewFilters(req.typeUrl)), lastNonce: '', force: true };
       st.wildcard = req.resourceNames.length === 0 || req.resourceNames.includes('*');
       for (const n of req.resourceNames) if (n !== '*') st.names.add(n);
-      this.#types.set(req.typeUrl, st);
+      this.#types.set(st);
     } else {
       // A request that answers an older response than the last one sent is stale (xDS spec).
       if (req.responseNonce !== '' && req.responseNonce !== st.lastNonce) return;
@@ -45,35 +46,15 @@ export class SotwSession extends Session {
   }
 
   onCacheChange(changed: Map<string, string[]>): void {
-    let any = false;
-    for (const [typeUrl, names] of changed) {
-      const st = this.#types.get(typeUrl);
-      if (st && (st.wildcard || names.some((n) => st.names.has(n)))) {
-        st.dirty = true;
-        any = true;
-      }
-    }
-    if (any) this.host.markDirty(this);
+    this.#types.onCacheChange(changed, watches);
   }
 
   revalidateViews(): void {
-    let any = false;
-    for (const st of this.#types.values()) {
-      if (!st.filtered) continue;
-      st.force = true;
-      st.dirty = true;
-      any = true;
-    }
-    if (any) this.host.markDirty(this);
+    this.#types.revalidateViews(forceResend);
   }
 
   flush(): void {
-    for (const st of this.#types.values()) {
-      if (this.closed) return;
-      if (!st.dirty || st.pendingNonce !== null) continue;
-      if (!this.host.acquirePush(this)) return;
-      if (!this.#push(st)) this.host.releasePush();
-    }
+    this.#types.flush((st) => this.#push(st));
   }
 
   #push(st: SotwTypeState): boolean {
@@ -119,16 +100,16 @@ export class SotwSession extends Session {
   }
 
   typeStates(): XdsClientTypeState[] {
-    return [...this.#types.values()].map((st) => ({
-      typeUrl: st.typeUrl,
-      wildcard: st.wildcard,
-      names: [...st.names],
-      ackedVersion: st.ackedVersion,
-      pendingNonce: st.pendingNonce,
-      sentSeq: st.sentSeq,
-      nacks: st.nacks,
-      lastNack: st.lastNack,
-      trackedNames: st.names.size,
-    }));
+    return this.#types.snapshot((st) => st.names.size);
   }
+}
+
+/** A commit touches a SotW type when the client takes every name or watches one that changed. */
+function watches(st: SotwTypeState, changed: string[]): boolean {
+  return st.wildcard || changed.some((n) => st.names.has(n));
+}
+
+/** A changed view decision is sent even if no resource changed. */
+function forceResend(st: SotwTypeState): void {
+  st.force = true;
 }
