@@ -1,44 +1,32 @@
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { CertificateAuthority, TlsChannelCredentials } from '@ambient-ts/ca';
-import { ControlPlane, silentLogger } from '@ambient-ts/control-plane';
 import { ADDRESS_TYPE_URL, XdsClient, type XdsError } from '@ambient-ts/xds';
+import { Mesh, pod } from './helpers/mesh.js';
 
-const TOKEN = 'bootstrap-token-for-node-1-0123456789';
+const run = promisify(execFile);
 
 describe('xDS channel to the control plane', () => {
+  const mesh = new Mesh('xds-tls');
   const cleanups: (() => unknown)[] = [];
+  beforeAll(async () => {
+    mesh.write('pod.yaml', pod('web-1', { node: 'node-1', ip: '127.0.1.10' }));
+    await mesh.startControlPlane(['node-1']);
+  });
   afterEach(async () => {
     for (const fn of cleanups.splice(0).reverse()) await fn();
   });
+  afterAll(() => mesh.close());
 
   it('refuses a control plane whose serving certificate is from another CA', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'zt-xds-tls-'));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-    mkdirSync(join(dir, 'config'));
-    writeFileSync(
-      join(dir, 'tokens.yaml'),
-      `tokens:\n- {token: ${TOKEN}, identity: "spiffe://cluster.local/ns/istio-system/sa/ztunnel", kind: ztunnel, node: node-1}\n`,
-    );
-    const cp = await ControlPlane.start({
-      configDir: join(dir, 'config'),
-      stateDir: join(dir, 'state'),
-      tokens: join(dir, 'tokens.yaml'),
-      listen: '127.0.0.1:0',
-      monitoringListen: '127.0.0.1:0',
-      logger: silentLogger,
-    });
-    cleanups.push(() => cp.close());
     const stranger = await CertificateAuthority.create();
     cleanups.push(() => stranger.close());
-
     const client = new XdsClient({
-      target: `127.0.0.1:${cp.grpcPort}`,
+      target: `127.0.0.1:${mesh.cpPort}`,
       credentials: new TlsChannelCredentials({ serverName: '127.0.0.1', trustBundle: stranger.trustBundle }),
-      token: () => TOKEN,
+      token: () => mesh.token('node-1'),
       node: { id: 'ztunnel~127.0.1.1~ztunnel-1.istio-system~istio-system.svc.cluster.local' },
     });
     cleanups.push(() => client.close());
@@ -50,15 +38,20 @@ describe('xDS channel to the control plane', () => {
     expect(client.resources(ADDRESS_TYPE_URL).size).toBe(0);
   });
 
-  it('emits no DEP0123 warning for an IP control-plane address with TlsChannelCredentials (createSsl would)', () => {
-    const script = join(__dirname, 'fixtures', 'xds-tls-warnings.ts');
-    const r = spawnSync(
-      process.execPath,
-      ['--no-warnings', '--conditions=@ambient-ts/source', '--import', 'tsx', script],
-      { encoding: 'utf8', timeout: 25_000 },
-    );
+  it('emits no DEP0123 warning for an IP control-plane address with TlsChannelCredentials (createSsl would)', async () => {
+    const args = [
+      '--no-warnings',
+      '--conditions=@ambient-ts/source',
+      '--import',
+      'tsx',
+      join(__dirname, 'fixtures', 'xds-tls-warnings.ts'),
+      `127.0.0.1:${mesh.cpPort}`,
+      join(mesh.stateDir, 'root-cert.pem'),
+      join(mesh.dir, 'token-node-1'),
+    ];
+    // Asynchronous: the control plane runs in this process and must keep serving.
+    const r = await run(process.execPath, args, { encoding: 'utf8', timeout: 25_000 });
     expect(r.stderr).toBe('');
-    expect(r.status).toBe(0);
     const out = JSON.parse(r.stdout) as {
       resources: { ours: number; control: number };
       warnings: { phase: string; code?: string }[];
