@@ -87,6 +87,29 @@ describe('flow control and backpressure', () => {
   });
 });
 
+describe('delivery of received DATA', () => {
+  it('bulk DATA frames that arrive together reach the reader merged, intact and in order', async () => {
+    const windows = { settings: { initialWindowSize: 1 << 20 }, connectionWindowSize: 1 << 20 };
+    const { client, server } = await h2Pair(windows, windows);
+    const chunks: number[] = [];
+    const received = new Promise<{ bytes: number; sha256: string }>((resolve, reject) =>
+      server.on('stream', (stream) => {
+        stream.respond(200);
+        stream.on('data', (c: Buffer) => chunks.push(c.length));
+        digestOf(stream).then(resolve, reject);
+      }),
+    );
+    const stream = client.request(connectHeaders());
+    stream.on('error', () => undefined);
+    await once(stream, 'response');
+    // One 320 KiB write leaves as 20 DATA frames of 16 KiB (the server's SETTINGS_MAX_FRAME_SIZE).
+    const sent = await writePattern(stream, 320 * 1024, 320 * 1024);
+    const got = await received;
+    expect(got).toEqual({ bytes: 320 * 1024, sha256: sent });
+    expect(chunks.length).toBeLessThan(10);
+  });
+});
+
 describe('half-close', () => {
   it('client ends first: the server keeps sending and the client receives it all', async () => {
     const { client, server } = await h2Pair();

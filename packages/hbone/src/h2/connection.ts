@@ -38,6 +38,14 @@ import {
 /** Flush synchronously once this much output waits, instead of at the end of the event-loop turn. */
 const OUTPUT_HIGH = 1024 * 1024;
 const SMALL_WRITE_COALESCE = 16 * 1024;
+/**
+ * Received DATA pieces at least this large are held and handed to the stream once per event-loop turn (or
+ * once HOLD_MAX bytes wait), merged into one chunk. TLS delivers at most one 16 KiB record per read callback,
+ * so a bulk transfer would otherwise cost one push, one 'data' event and one upstream write per record; small
+ * pieces (interactive traffic) pass straight through so round trips are not delayed.
+ */
+const HOLD_MIN = 8 * 1024;
+const HOLD_MAX = 256 * 1024;
 /** A peer that does not read while provoking control frames (PING, SETTINGS) is cut off past this backlog. */
 const SOCKET_BACKLOG_LIMIT = 32 * 1024 * 1024;
 /** How many reset stream ids we remember, to ignore frames the peer sent before it saw our RST_STREAM. */
@@ -110,7 +118,9 @@ export class H2ConnectionImpl extends EventEmitter implements H2Connection, Fram
   private parked: H2StreamImpl[] = [];
 
   // --- output
-  private flushScheduled = false;
+  private tickScheduled = false;
+  /** Streams with received DATA held for delivery at the end of this event-loop turn. */
+  private heldStreams: H2StreamImpl[] = [];
   private writerBytesTaken = 0;
   private socketBlocked = false;
   private socketGone = false;
@@ -145,7 +155,7 @@ export class H2ConnectionImpl extends EventEmitter implements H2Connection, Fram
   private readonly pings = new Map<number, PendingPing>();
   private pingCounter = 0;
 
-  private readonly flushBound = () => this.flush();
+  private readonly tickBound = () => this.tick();
   private readonly onSocketData = (chunk: Buffer) => this.reader.push(chunk);
   private readonly onSocketDrain = () => this.drained();
   private readonly onSocketError = (err: Error) => this.socketFailed(err);
@@ -390,7 +400,9 @@ export class H2ConnectionImpl extends EventEmitter implements H2Connection, Fram
   streamDestroyed(stream: H2StreamImpl, err: Error | null): void {
     if (!stream.h2Closed) this.resetStream(stream, err ? H2_ERROR.INTERNAL_ERROR : H2_ERROR.CANCEL);
     // Data the consumer will never read still occupies the connection window: give it back.
-    const unread = stream.inBytes - stream.inConsumed;
+    const unread = stream.inBytes - stream.inConsumed + stream.heldBytes;
+    stream.held = null;
+    stream.heldBytes = 0;
     if (unread > 0) {
       stream.inConsumed = stream.inBytes;
       this.connCredit += unread;
@@ -469,8 +481,37 @@ export class H2ConnectionImpl extends EventEmitter implements H2Connection, Fram
       this.connCredit += chunk.length;
       return;
     }
-    stream.inBytes += chunk.length;
-    stream.push(chunk);
+    if (stream.heldBytes === 0 && chunk.length < HOLD_MIN) {
+      stream.inBytes += chunk.length;
+      stream.push(chunk);
+      return;
+    }
+    if (stream.heldBytes === 0) {
+      stream.held = [chunk];
+      this.heldStreams.push(stream);
+      this.scheduleFlush();
+    } else {
+      stream.held!.push(chunk);
+    }
+    stream.heldBytes += chunk.length;
+    if (stream.heldBytes >= HOLD_MAX) this.releaseHeld(stream);
+  }
+
+  /** Hands a stream's held DATA to its readable side as one chunk. */
+  private releaseHeld(stream: H2StreamImpl): void {
+    const held = stream.held;
+    const bytes = stream.heldBytes;
+    stream.held = null;
+    stream.heldBytes = 0;
+    if (held === null || stream.destroyed) return;
+    stream.inBytes += bytes;
+    stream.push(held.length === 1 ? held[0]! : Buffer.concat(held, bytes));
+  }
+
+  private releaseAllHeld(): void {
+    const list = this.heldStreams;
+    this.heldStreams = [];
+    for (const stream of list) if (stream.heldBytes > 0) this.releaseHeld(stream);
   }
 
   onDataEnd(): void {
@@ -479,6 +520,7 @@ export class H2ConnectionImpl extends EventEmitter implements H2Connection, Fram
     if (stream !== null && !stream.destroyed) {
       if (this.dataEndStream) {
         stream.remoteEnded = true;
+        if (stream.heldBytes > 0) this.releaseHeld(stream);
         stream.push(null);
         this.maybeCloseStream(stream);
       } else if (stream.credit > 0) {
@@ -665,6 +707,7 @@ export class H2ConnectionImpl extends EventEmitter implements H2Connection, Fram
       stream.emit('response', status, headers);
     } else {
       // Trailers: must end the stream and carry no pseudo-header fields (§8.1).
+      if (stream.heldBytes > 0) this.releaseHeld(stream);
       if (!endStream) {
         this.streamError(stream, H2_ERROR.PROTOCOL_ERROR, 'second HEADERS without END_STREAM');
         return;
@@ -678,6 +721,7 @@ export class H2ConnectionImpl extends EventEmitter implements H2Connection, Fram
     }
     if (endStream && !stream.destroyed) {
       stream.remoteEnded = true;
+      if (stream.heldBytes > 0) this.releaseHeld(stream);
       stream.push(null);
       this.maybeCloseStream(stream);
     }
@@ -1068,13 +1112,19 @@ export class H2ConnectionImpl extends EventEmitter implements H2Connection, Fram
   }
 
   private scheduleFlush(): void {
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    setImmediate(this.flushBound);
+    if (this.tickScheduled) return;
+    this.tickScheduled = true;
+    setImmediate(this.tickBound);
+  }
+
+  /** End of an event-loop turn: deliver held DATA (its consumers may queue output), then write all output. */
+  private tick(): void {
+    this.tickScheduled = false;
+    if (this.heldStreams.length > 0) this.releaseAllHeld();
+    this.flush();
   }
 
   private flush(): void {
-    this.flushScheduled = false;
     if (this.writer.bytes === 0) return;
     this.writerBytesTaken = this.writer.bytes;
     const chunks = this.writer.take();

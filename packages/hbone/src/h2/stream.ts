@@ -42,6 +42,11 @@ export class H2StreamImpl extends Duplex implements H2Stream {
   /** Bytes pushed to the readable side, and how many of them were accounted as consumed. */
   inBytes = 0;
   inConsumed = 0;
+  /** A re-check of consumed bytes is queued for after the current read() (see _read). */
+  recheckQueued = false;
+  /** Received DATA not yet pushed (the connection merges bulk pieces per event-loop turn), and its size. */
+  held: Buffer[] | null = null;
+  heldBytes = 0;
   /** Consumed (or discarded) bytes not yet returned to the peer by a stream WINDOW_UPDATE. */
   credit = 0;
 
@@ -74,6 +79,13 @@ export class H2StreamImpl extends Duplex implements H2Stream {
 
   override _read(): void {
     this.connection.streamConsumed(this);
+    // Readable calls _read before it removes the chunk it is about to return, and not again until the next
+    // push: bytes still buffered now may be consumed by this very read. Settle them once it has returned, or
+    // their window credit is never sent and a peer waiting for it stalls.
+    if (this.readableLength > 0 && !this.recheckQueued) {
+      this.recheckQueued = true;
+      process.nextTick(recheckConsumed, this);
+    }
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
@@ -101,6 +113,11 @@ export class H2StreamImpl extends Duplex implements H2Stream {
     this.connection.streamDestroyed(this, err);
     cb(err);
   }
+}
+
+function recheckConsumed(stream: H2StreamImpl): void {
+  stream.recheckQueued = false;
+  if (!stream.destroyed) stream.connection.streamConsumed(stream);
 }
 
 export function streamResetError(id: number, h2Code: number, byPeer: boolean): HboneError {
