@@ -351,10 +351,15 @@ d('a three-host mesh in network namespaces, transparent capture', () => {
     );
     await strict;
     try {
-      const denied = h2.next((l) => l.scope === 'access' && String(l.error ?? '').includes('denied by policy'));
+      const refused = h2.next(
+        (l) => l.scope === 'access' && l.direction === 'inbound' && String(l['src.addr']).startsWith('10.248.0.11:'),
+      );
       const r = await curl('h1', 'http://10.248.2.11:8080/');
       expect(r.code).not.toBe(0);
-      await expect(denied).resolves.toMatchObject({ 'dst.addr': '10.248.2.11:8080' });
+      await expect(refused).resolves.toMatchObject({
+        'dst.addr': '10.248.2.11:8080',
+        error: expect.stringMatching(/^denied by policy/),
+      });
       expect(await curl('h1-p1', 'http://echo.demo:8080/')).toEqual({ code: 0, out: 'echo saw echo.demo:8080\n' });
     } finally {
       const permissive = applied();
