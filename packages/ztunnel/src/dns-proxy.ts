@@ -82,7 +82,8 @@ export class DnsProxy {
     }
     if (this.closed || this.udp)
       throw new ZtunnelError('ERR_ZTUNNEL_CLOSED', 'dns proxy: listen() called twice or after close()');
-    const udp = createSocket(isIP(host) === 6 ? { type: 'udp6', ipv6Only: true } : { type: 'udp4' });
+    // An IPv6 wildcard answers both families (as the TCP listener on it does); a specific IPv6 address only its own.
+    const udp = createSocket(isIP(host) === 6 ? { type: 'udp6', ipv6Only: host !== '::' } : { type: 'udp4' });
     this.udp = udp;
     try {
       const tcpPort = await new Promise<number>((resolve, reject) => {
@@ -219,7 +220,7 @@ export class DnsProxy {
     transport: 'udp' | 'tcp',
   ): Buffer | undefined {
     if (question.class !== 'IN') return undefined;
-    const clientNs = this.opts.records.clientNamespace(client);
+    const clientNs = this.opts.records.clientNamespace(unmapIPv4(client));
     const { candidates, authoritative } = meshNameQuery(question.name, clientNs, this.domain);
     let addresses: string[] | undefined;
     for (const host of candidates) {
@@ -336,6 +337,11 @@ function closeQuietly(s: UdpSocket | Socket): void {
   } catch {
     // already closed
   }
+}
+
+/** `::ffff:10.0.0.1` (an IPv4 client of a dual-stack socket) → `10.0.0.1`, so it matches the workload's address. */
+function unmapIPv4(address: string): string {
+  return address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
 }
 
 /** DnsRecords over the ztunnel state store: services by hostname, client namespace from its workload. */

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import type { Server as HttpServer } from 'node:http';
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
-import { CaClient, SecretManager } from '@ambient-ts/ca';
+import { CaClient, SecretManager, TlsChannelCredentials } from '@ambient-ts/ca';
 import { HboneClient, HboneServer } from '@ambient-ts/hbone';
 import {
   ADDRESS_TYPE_URL,
@@ -18,7 +18,6 @@ import {
   XdsClient,
   type XdsUpdate,
 } from '@ambient-ts/xds';
-import * as grpc from '@grpc/grpc-js';
 import { LocalCertificates } from './certificates.js';
 import { xdsNodeId, type ZtunnelConfig } from './config.js';
 import { ConnectionTracker } from './connections.js';
@@ -181,7 +180,8 @@ export class Ztunnel {
     });
     this.xds = new XdsClient({
       target: `${hostForAuthority(config.controlPlane.host)}:${config.controlPlane.port}`,
-      credentials: grpc.credentials.createSsl(Buffer.from(trustBundle)),
+      // No SNI for a control plane addressed by IP (Node's DEP0123); its certificate is still checked for this host.
+      credentials: new TlsChannelCredentials({ serverName: config.controlPlane.host, trustBundle }),
       token: () => readToken(config.tokenFile),
       node: {
         id: xdsNodeId(config),

@@ -131,4 +131,8 @@ describe('ztunnel end to end: two nodes, SOCKS5 in, HBONE across', () => {
     const s2 = await dial(h, p, CLIENT);
     expect(await socksConnect(s2, 'nope.default.svc.cluster.local', 80)).toBe(4);
   });
+
+  it('prints no deprecation warning: no SNI is sent to a control plane addressed by IP (DEP0123)', () => {
+    for (const z of [z1, z2]) expect(z.stderr.join('')).not.toMatch(/DEP0123|DeprecationWarning/);
+  });
 });
