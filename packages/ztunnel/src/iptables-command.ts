@@ -34,6 +34,8 @@ Options:
   --hbone-port <port>          HBONE inbound port      [default 15008]
   --plaintext-port <port>      plaintext inbound port  [default 15006]
   --dns-port <port>            DNS proxy port          [default 15053]
+  --mark <mark>                never capture packets carrying this fwmark bit(s), decimal or 0x hex  [default 0x539]
+  --chain-prefix <name>        names the chains <name>_PREROUTING and <name>_OUTPUT  [default AMBIENT]
   --iptables <command>         iptables binary         [default iptables]
   --ip6tables <command>        ip6tables binary        [default ip6tables]
 `;
@@ -63,6 +65,8 @@ export function parseIptablesCommand(argv: readonly string[]): IptablesCommand |
   const cidrs: string[] = [];
   let uid: number | undefined;
   let dns = true;
+  let mark: number | undefined;
+  let chainPrefix: string | undefined;
   const binaries: Record<'iptables' | 'ip6tables', string> = { iptables: 'iptables', ip6tables: 'ip6tables' };
   const ports: Record<string, number> = {};
   const port = (flag: string, text: string | undefined): number | undefined => {
@@ -99,6 +103,24 @@ export function parseIptablesCommand(argv: readonly string[]): IptablesCommand |
           problems.push(`--ztunnel-uid: ${JSON.stringify(value ?? '')} is not a uid`);
         else uid = Number(value);
         break;
+      case 'mark':
+        // 0 would match every packet, so every packet would be excluded from capture.
+        if (
+          value === undefined ||
+          !/^(0x[0-9a-f]+|\d+)$/i.test(value) ||
+          !(Number(value) >= 1 && Number(value) <= 0xffffffff)
+        )
+          problems.push(`--mark: ${JSON.stringify(value ?? '')} is not a fwmark (1-0xffffffff, decimal or 0x hex)`);
+        else mark = Number(value);
+        break;
+      case 'chain-prefix':
+        // iptables chain names are at most 28 characters; the longest suffix is _PREROUTING (11).
+        if (value === undefined || !/^[A-Za-z][A-Za-z0-9_-]{0,16}$/.test(value))
+          problems.push(
+            `--chain-prefix: ${JSON.stringify(value ?? '')} is not a chain name prefix (a letter, then up to 16 letters, digits, _ or -)`,
+          );
+        else chainPrefix = value;
+        break;
       case 'iptables':
       case 'ip6tables':
         if (!value) problems.push(`--${name} needs a command name`);
@@ -126,6 +148,8 @@ export function parseIptablesCommand(argv: readonly string[]): IptablesCommand |
       ports,
       captureDns: dns,
       ...(uid === undefined ? {} : { ztunnelUid: uid }),
+      ...(mark === undefined ? {} : { mark }),
+      ...(chainPrefix === undefined ? {} : { chainPrefix }),
     };
     try {
       for (const family of [4, 6] as const) {

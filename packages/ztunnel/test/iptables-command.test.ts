@@ -143,6 +143,20 @@ describe('ztunnel iptables install|remove', () => {
     expect(rules).toContain('-t nat -A AMBIENT_PREROUTING -i p+ -p tcp -j REDIRECT --to-ports 16001');
   });
 
+  it('honours --mark and --chain-prefix, and rejects a mark of 0 and an over-long prefix', () => {
+    const cmd = parsed(['install', ...args, '--mark', '0x40000', '--chain-prefix=ZT']);
+    const rules = cmd.families.flatMap((f) => f.rules.rules.map((r) => r.join(' ')));
+    expect(rules).toContain('-t nat -A ZT_PREROUTING -m mark --mark 0x40000/0x40000 -j RETURN');
+    expect(rules).toContain('-t nat -A ZT_OUTPUT -m mark --mark 0x40000/0x40000 -j RETURN');
+    expect(rules.some((r) => r.includes('AMBIENT') || r.includes('0x539'))).toBe(false);
+    expect(parsed(['install', ...args, '--mark', '1337']).families[0]?.rules.rules[0]).toContain('0x539/0x539');
+    expect(() => parseIptablesCommand(['install', ...args, '--mark', '0', '--chain-prefix', 'A'.repeat(18)])).toThrow(
+      expect.objectContaining({
+        message: expect.stringMatching(/--mark: "0" is not a fwmark[\s\S]*--chain-prefix: "A+"/),
+      }),
+    );
+  });
+
   it('reports every problem at once', () => {
     expect(() => parseIptablesCommand(['instal', '--pod-cidr', 'nonsense', '--hbone-port', '0'])).toThrow(
       expect.objectContaining({

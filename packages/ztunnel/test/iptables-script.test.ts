@@ -1,0 +1,247 @@
+/**
+ * scripts/ztunnel-iptables.sh, the Node-free twin of `ztunnel iptables install|remove`. Argument checks run
+ * anywhere; the rule tests need root, ip, iptables and ip6tables and run in a network namespace of their own,
+ * comparing the script's `iptables -t nat -S` / `ip6tables -t nat -S` with the sub-command's.
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+
+const ROOT = join(__dirname, '..', '..', '..');
+const SCRIPT = join(ROOT, 'scripts', 'ztunnel-iptables.sh');
+const ZTUNNEL = [
+  process.execPath,
+  '--conditions=@ambient-ts/source',
+  '--import',
+  'tsx',
+  join(ROOT, 'packages', 'ztunnel', 'src', 'cli.ts'),
+];
+const NETNS = `ambipt${process.pid % 100000}`;
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function run(cmd: string, args: string[]): Promise<Result> {
+  return new Promise((resolve) =>
+    execFile(cmd, args, { timeout: 30_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr }),
+    ),
+  );
+}
+
+function has(cmd: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function unavailable(): string | undefined {
+  if (process.platform !== 'linux') return 'needs Linux network namespaces';
+  if (process.getuid?.() !== 0) return 'needs root (ip netns, iptables)';
+  for (const cmd of ['ip', 'iptables', 'ip6tables', 'bash']) {
+    if (!has(cmd)) return `needs ${cmd} (Debian: iproute2 / iptables / bash)`;
+  }
+  return undefined;
+}
+const reason = unavailable();
+if (reason) console.warn(`ztunnel-iptables.sh rule tests skipped: ${reason}`);
+
+describe('scripts/ztunnel-iptables.sh arguments', () => {
+  it('--help prints the usage with every option and exits 0', async () => {
+    const r = await run(SCRIPT, ['--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^Usage: ztunnel-iptables\.sh install\|remove \[options\]/);
+    for (const option of [
+      '--pod-interfaces',
+      '--pod-cidr',
+      '--ztunnel-uid',
+      '--no-dns',
+      '--outbound-port',
+      '--hbone-port',
+      '--plaintext-port',
+      '--dns-port',
+      '--mark',
+      '--chain-prefix',
+      '--iptables',
+      '--ip6tables',
+    ]) {
+      expect(r.stdout).toContain(option);
+    }
+    // -h anywhere wins, as with the sub-command.
+    expect((await run(SCRIPT, ['install', '--pod-cidr', 'nonsense', '-h'])).stdout).toBe(r.stdout);
+  });
+
+  const good = ['--pod-interfaces', 'p+', '--pod-cidr', '10.248.1.0/24'];
+  const cases: [string, string[], RegExp][] = [
+    ['no action', [], /expected 'install' or 'remove' as the first argument, got ""/],
+    ['a wrong action', ['instal', ...good], /expected 'install' or 'remove'.*got "instal"/],
+    ['no --pod-interfaces', ['install', '--pod-cidr', '10.248.1.0/24'], /--pod-interfaces is required/],
+    ['no --pod-cidr', ['remove', '--pod-interfaces', 'p+'], /--pod-cidr is required/],
+    ['a bad interface pattern', ['install', ...good, '--pod-interfaces', 'p*'], /--pod-interfaces: "p\*" is not/],
+    ['a bad IPv4 CIDR', ['install', ...good, '--pod-cidr', '10.248.1.0/33'], /--pod-cidr: "10\.248\.1\.0\/33" is not/],
+    ['a bad IPv6 CIDR', ['install', ...good, '--pod-cidr', 'fd00::1::/64'], /--pod-cidr: "fd00::1::\/64" is not/],
+    ['a bad uid', ['install', ...good, '--ztunnel-uid', '-1'], /--ztunnel-uid: "-1" is not a uid/],
+    ['a bad port', ['install', ...good, '--hbone-port=0'], /--hbone-port: "0" is not a port number \(1-65535\)/],
+    ['a port too large', ['install', ...good, '--dns-port', '65536'], /--dns-port: "65536" is not a port/],
+    ['mark 0', ['install', ...good, '--mark', '0x0'], /--mark: "0x0" is not a fwmark/],
+    ['a long chain prefix', ['install', ...good, '--chain-prefix', 'A'.repeat(18)], /--chain-prefix: "A{18}" is not/],
+    ['an empty --iptables', ['install', ...good, '--iptables='], /--iptables needs a command name/],
+    ['an unknown option', ['install', ...good, '--pod-cidrs', 'x'], /unknown option "--pod-cidrs"/],
+    ['a stray word', ['install', ...good, 'veth+'], /unknown option "veth\+"/],
+    ['a missing value', ['install', ...good, '--outbound-port'], /--outbound-port needs a value/],
+    [
+      'a value that is an option',
+      ['install', '--pod-interfaces', '--no-dns', ...good],
+      /--pod-interfaces needs a value/,
+    ],
+  ];
+  it.each(cases)('%s: exits 2 naming the argument, and says to run --help', async (_name, args, message) => {
+    // Any iptables the script might run is a command that cannot exist: nothing may be touched.
+    const safe = ['--iptables=/nonexistent/iptables', '--ip6tables=/nonexistent/ip6tables'];
+    const r = await run(SCRIPT, args.length === 0 ? [] : [args[0] as string, ...safe, ...args.slice(1)]);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/^ztunnel-iptables\.sh: invalid arguments:\n/);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr).toMatch(/Run ztunnel-iptables\.sh --help\.\n$/);
+  });
+
+  it('reports every problem at once', async () => {
+    const r = await run(SCRIPT, ['instal', '--pod-cidr', 'nonsense', '--hbone-port', '0', '--mark', 'x']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/'install' or 'remove'[\s\S]*--pod-cidr: "nonsense"[\s\S]*--hbone-port[\s\S]*--mark/);
+    expect(r.stderr).toContain('--pod-interfaces is required');
+    // A --pod-cidr was given, only not a valid one: reported as such, not also as missing.
+    expect(r.stderr).not.toContain('--pod-cidr is required');
+  });
+
+  it('install fails (exit 1) naming a missing ip6tables; remove tolerates missing binaries', async () => {
+    const v6 = ['--pod-interfaces', 'p+', '--pod-cidr', 'fd00:248:1::/64', '--ip6tables', '/nonexistent/ip6tables'];
+    const install = await run(SCRIPT, ['install', ...v6]);
+    expect(install.code).toBe(1);
+    expect(install.stderr).toContain('/nonexistent/ip6tables: command not found');
+    expect(install.stderr).toContain('--ip6tables');
+    const remove = await run(SCRIPT, ['remove', ...v6, '--iptables', '/nonexistent/iptables']);
+    expect(remove).toEqual({ code: 0, stdout: 'ztunnel-iptables.sh remove: done\n', stderr: '' });
+  });
+});
+
+(reason ? describe.skip : describe)('scripts/ztunnel-iptables.sh rules, in a network namespace', () => {
+  const inNs = async (...argv: string[]): Promise<string> => {
+    const r = await run('ip', ['netns', 'exec', NETNS, ...argv]);
+    if (r.code !== 0) throw new Error(`${argv.join(' ')} in ${NETNS} exited ${r.code}: ${r.stderr}`);
+    return r.stdout;
+  };
+  const tables = async () => ({
+    v4: await inNs('iptables', '-t', 'nat', '-S'),
+    v6: await inNs('ip6tables', '-t', 'nat', '-S'),
+  });
+
+  beforeAll(() => {
+    execFileSync('ip', ['netns', 'add', NETNS]);
+  });
+  // A failed test must not leave its chains to the next one.
+  afterEach(async () => {
+    for (const prefix of ['AMBIENT', 'ZT-test_1']) {
+      await inNs(SCRIPT, 'remove', '--pod-interfaces', 'p+', '--pod-cidr', '10.0.0.0/8', '--chain-prefix', prefix);
+    }
+  });
+  afterAll(() => {
+    // Deleting the namespace takes its tables with it, whatever a failed test left behind.
+    execFileSync('ip', ['netns', 'delete', NETNS], { stdio: 'ignore' });
+  });
+
+  const optionSets: [string, string[]][] = [
+    [
+      'dual-stack with ztunnel uid and defaults',
+      [
+        '--pod-interfaces',
+        'p+',
+        '--pod-cidr',
+        '10.248.1.0/24',
+        '--pod-cidr',
+        'fd00:248:1::/64',
+        '--pod-cidr',
+        '10.248.9.0/24',
+        '--ztunnel-uid',
+        '1337',
+      ],
+    ],
+    [
+      'dual-stack with --no-dns, every port, mark and chain prefix changed',
+      [
+        '--pod-interfaces=veth+',
+        '--pod-cidr=fd00:248:1::/64',
+        '--pod-cidr=10.248.1.0/24',
+        '--pod-cidr=fd00:248:2::/64',
+        '--no-dns',
+        '--outbound-port',
+        '16001',
+        '--hbone-port',
+        '16008',
+        '--plaintext-port',
+        '16006',
+        '--dns-port',
+        '16053',
+        '--mark',
+        '0x40000',
+        '--chain-prefix',
+        'ZT-test_1',
+      ],
+    ],
+  ];
+
+  it.each(optionSets)(
+    '%s: the same rules as the sub-command, idempotent, remove leaves the tables as before',
+    async (_name, args) => {
+      const before = await tables();
+
+      expect(await inNs(...ZTUNNEL, 'iptables', 'install', ...args)).toBe('ztunnel iptables install: done\n');
+      const expected = await tables();
+      expect(expected.v4).not.toEqual(before.v4);
+      expect(expected.v6).not.toEqual(before.v6);
+      // The script removes what the sub-command installed.
+      expect(await inNs(SCRIPT, 'remove', ...args)).toBe('ztunnel-iptables.sh remove: done\n');
+      expect(await tables()).toEqual(before);
+
+      expect(await inNs(SCRIPT, 'install', ...args)).toBe('ztunnel-iptables.sh install: done\n');
+      expect(await tables()).toEqual(expected);
+      // Again, with bash instead of /bin/sh: the same rules, not twice as many.
+      expect(await inNs('bash', SCRIPT, 'install', ...args)).toBe('ztunnel-iptables.sh install: done\n');
+      expect(await tables()).toEqual(expected);
+
+      await inNs(SCRIPT, 'remove', ...args);
+      expect(await tables()).toEqual(before);
+      await inNs(SCRIPT, 'remove', ...args);
+      expect(await tables()).toEqual(before);
+    },
+    60_000,
+  );
+
+  it('installs only the families that have a pod CIDR; remove takes both away', async () => {
+    const before = await tables();
+    await inNs(SCRIPT, 'install', '--pod-interfaces', 'p+', '--pod-cidr', 'fd00:248:1::/64');
+    const v6only = await tables();
+    expect(v6only.v4).toEqual(before.v4);
+    expect(v6only.v6).toContain('-A PREROUTING -j AMBIENT_PREROUTING');
+    await inNs(SCRIPT, 'install', '--pod-interfaces', 'p+', '--pod-cidr', '10.248.1.0/24');
+    expect((await tables()).v4).toContain('-A OUTPUT -j AMBIENT_OUTPUT');
+    // Given only an IPv4 CIDR, remove still takes the IPv6 rules away.
+    await inNs(SCRIPT, 'remove', '--pod-interfaces', 'p+', '--pod-cidr', '10.248.1.0/24');
+    expect(await tables()).toEqual(before);
+  });
+
+  it('a hook added twice by hand is removed too', async () => {
+    const before = await tables();
+    const args = ['--pod-interfaces', 'p+', '--pod-cidr', '10.248.1.0/24'];
+    await inNs(SCRIPT, 'install', ...args);
+    await inNs('iptables', '-t', 'nat', '-A', 'PREROUTING', '-j', 'AMBIENT_PREROUTING');
+    await inNs(SCRIPT, 'remove', ...args);
+    expect(await tables()).toEqual(before);
+  });
+});

@@ -1,0 +1,396 @@
+#!/bin/sh
+# ztunnel-iptables.sh install|remove [options]
+#
+# The node's capture rules (the nat chains that send pod traffic through ztunnel) without Node: for node
+# bootstrap and init containers. It installs exactly the chains and rules that `ztunnel iptables install`
+# installs (packages/ztunnel/src/iptables-rules.ts), in the same order, from the same options; a test
+# (packages/ztunnel/test/iptables-script.test.ts) compares `iptables -t nat -S` of the two. Change both together.
+#
+# Idempotent: install creates each chain or flushes it, hooks it only if it is not hooked yet, and refills it;
+# remove unhooks, flushes and deletes the chains and succeeds when they, the binary or its nat table are gone.
+# Nothing loops: pods are captured in PREROUTING, which ztunnel's own sockets never traverse; in OUTPUT only
+# HBONE to a local pod is redirected (to ztunnel's own inbound), and ztunnel's uid and mark return first.
+#
+# Exit status: 0 done (or --help), 2 bad arguments (nothing was changed), 1 an iptables command failed.
+set -eu
+LC_ALL=C
+export LC_ALL
+
+PROG=ztunnel-iptables.sh
+
+usage() {
+  cat <<'EOF'
+Usage: ztunnel-iptables.sh install|remove [options]
+
+Installs (or removes) the nat rules that send this node's pod traffic through ztunnel: pods' TCP to the
+outbound capture port, pods' DNS to the DNS proxy, HBONE and plaintext to local pods to the inbound ports.
+Both are idempotent. Needs root and the nat table of iptables (and of ip6tables for IPv6). The same rules,
+options and defaults as `ztunnel iptables install|remove`, without Node.
+
+IPv4 rules (iptables) are installed when a --pod-cidr is IPv4, IPv6 rules (ip6tables) when one is IPv6: give
+both CIDRs on a dual-stack node. remove takes away the rules of both families (a missing binary or table is
+not an error).
+
+Options (--name value or --name=value):
+  --pod-interfaces <pattern>   pod veth interface names, iptables syntax ('+' wildcard)  [required, e.g. veth+]
+  --pod-cidr <cidr>            addresses of the pods on this node, IPv4 or IPv6 (repeatable)  [required]
+  --ztunnel-uid <uid>          never capture sockets owned by this uid (ztunnel's)
+  --no-dns                     do not redirect pods' DNS (port 53) to the DNS proxy
+  --outbound-port <port>       outbound capture port   [default 15001]
+  --hbone-port <port>          HBONE inbound port      [default 15008]
+  --plaintext-port <port>      plaintext inbound port  [default 15006]
+  --dns-port <port>            DNS proxy port          [default 15053]
+  --mark <mark>                never capture packets carrying this fwmark bit(s), decimal or 0x hex  [default 0x539]
+  --chain-prefix <name>        names the chains <name>_PREROUTING and <name>_OUTPUT  [default AMBIENT]
+  --iptables <command>         iptables binary         [default iptables]
+  --ip6tables <command>        ip6tables binary        [default ip6tables]
+  -h, --help                   this text
+
+Exit status: 0 done, 2 bad arguments (nothing changed), 1 an iptables command failed.
+EOF
+}
+
+# Problems with the arguments, one per line; all are reported together.
+PROBLEMS=''
+problem() {
+  PROBLEMS="$PROBLEMS
+  - $1"
+}
+
+# Digits without leading zeros (as a number prints), or failure when $1 is not all digits.
+decimal() {
+  case $1 in '' | *[!0-9]*) return 1 ;; esac
+  dec=$1
+  while :; do
+    case $dec in 0?*) dec=${dec#0} ;; *) break ;; esac
+  done
+  printf '%s' "$dec"
+}
+
+# A TCP/UDP port 1-65535, printed as a number.
+port_number() {
+  pn=$(decimal "$1") || return 1
+  [ "${#pn}" -le 5 ] && [ "$pn" -ge 1 ] && [ "$pn" -le 65535 ] || return 1
+  printf '%s' "$pn"
+}
+
+# An fwmark 1-0xffffffff, decimal or 0x hex, printed as lowercase 0x hex (how iptables-rules.ts writes it).
+fwmark() {
+  case $1 in
+    0[xX]*)
+      mh=${1#0?}
+      case $mh in '' | *[!0-9A-Fa-f]*) return 1 ;; esac
+      while :; do
+        case $mh in 0?*) mh=${mh#0} ;; *) break ;; esac
+      done
+      [ "${#mh}" -le 8 ] || return 1
+      mv=$((0x$mh))
+      ;;
+    *)
+      mv=$(decimal "$1") || return 1
+      [ "${#mv}" -le 10 ] && [ "$mv" -le 4294967295 ] || return 1
+      ;;
+  esac
+  # 0 would match every packet, so every packet would be excluded from capture.
+  [ "$mv" -ge 1 ] || return 1
+  printf '0x%x' "$mv"
+}
+
+# Dotted-quad IPv4 with no leading zeros (as Node's net.isIP accepts).
+is_ipv4() {
+  case $1 in *[!0-9.]* | *..* | .* | *. | '') return 1 ;; esac
+  v4rest=$1.
+  v4n=0
+  while [ -n "$v4rest" ]; do
+    v4o=${v4rest%%.*}
+    v4rest=${v4rest#*.}
+    case $v4o in 0 | [1-9] | [1-9][0-9] | 1[0-9][0-9] | 2[0-4][0-9] | 25[0-5]) ;; *) return 1 ;; esac
+    v4n=$((v4n + 1))
+  done
+  [ "$v4n" -eq 4 ]
+}
+
+# Counts the colon-separated groups of 1-4 hex digits in $1 (empty: none) into HEXN; fails on a bad group.
+hex_groups() {
+  HEXN=0
+  [ -n "$1" ] || return 0
+  hgrest=$1:
+  while [ -n "$hgrest" ]; do
+    hg=${hgrest%%:*}
+    hgrest=${hgrest#*:}
+    case $hg in '' | ?????* | *[!0-9A-Fa-f]*) return 1 ;; esac
+    HEXN=$((HEXN + 1))
+  done
+}
+
+# IPv6 in any RFC 4291 text form (:: once at most, an IPv4 tail allowed); no zone index.
+is_ipv6() {
+  v6=$1
+  case $v6 in *:*) ;; *) return 1 ;; esac
+  case $v6 in *[!0-9A-Fa-f:.]* | *:::* | *::*::*) return 1 ;; esac
+  case $v6 in
+    *.*)
+      v6tail=${v6##*:}
+      is_ipv4 "$v6tail" || return 1
+      v6=${v6%"$v6tail"}0:0
+      ;;
+  esac
+  case $v6 in
+    *::*)
+      hex_groups "${v6%%::*}" || return 1
+      v6left=$HEXN
+      hex_groups "${v6#*::}" || return 1
+      [ $((v6left + HEXN)) -le 7 ]
+      ;;
+    *)
+      hex_groups "$v6" || return 1
+      [ "$HEXN" -eq 8 ]
+      ;;
+  esac
+}
+
+# Family (4 or 6) of an address or CIDR, or failure when it is neither.
+cidr_family() {
+  cf_ip=${1%%/*}
+  if is_ipv4 "$cf_ip"; then
+    cf_family=4
+    cf_max=32
+  elif is_ipv6 "$cf_ip"; then
+    cf_family=6
+    cf_max=128
+  else
+    return 1
+  fi
+  case $1 in
+    */*/*) return 1 ;;
+    */*)
+      cf_bits=$(decimal "${1#*/}") || return 1
+      [ "${#cf_bits}" -le 3 ] && [ "$cf_bits" -le "$cf_max" ] || return 1
+      ;;
+  esac
+  printf '%s' "$cf_family"
+}
+
+# --- arguments ---------------------------------------------------------------------------------------------
+
+for arg in "$@"; do
+  case $arg in -h | --help)
+    usage
+    exit 0
+    ;;
+  esac
+done
+
+ACTION=${1-}
+case $ACTION in
+  install | remove) shift ;;
+  *)
+    problem "expected 'install' or 'remove' as the first argument, got \"$ACTION\""
+    [ $# -eq 0 ] || shift
+    ;;
+esac
+
+POD_INTERFACES=''
+# Whether the option was given at all: an invalid value is reported as such, not also as missing.
+POD_INTERFACES_GIVEN=false
+POD_CIDR_GIVEN=false
+CIDRS4=''
+CIDRS6=''
+UID_OWNER=''
+DNS=true
+OUTBOUND_PORT=15001
+HBONE_PORT=15008
+PLAINTEXT_PORT=15006
+DNS_PORT=15053
+MARK=0x539
+CHAIN_PREFIX=AMBIENT
+IPTABLES=iptables
+IP6TABLES=ip6tables
+
+while [ $# -gt 0 ]; do
+  arg=$1
+  shift
+  case $arg in
+    --no-dns)
+      DNS=false
+      continue
+      ;;
+    --*=*)
+      name=${arg%%=*}
+      value=${arg#*=}
+      ;;
+    --?*)
+      name=$arg
+      # No value starts with --: "--hbone-port --no-dns" lacks the port, it does not mean port "--no-dns".
+      if [ $# -gt 0 ] && case $1 in --*) false ;; *) true ;; esac; then
+        value=$1
+        shift
+      else
+        case $name in
+          --pod-interfaces) POD_INTERFACES_GIVEN=true ;;
+          --pod-cidr) POD_CIDR_GIVEN=true ;;
+        esac
+        problem "$name needs a value (see $PROG --help)"
+        continue
+      fi
+      ;;
+    *)
+      problem "unknown option \"$arg\" (see $PROG --help)"
+      continue
+      ;;
+  esac
+  case $name in
+    --pod-interfaces)
+      POD_INTERFACES_GIVEN=true
+      # iptables' interface syntax: a name, optionally ending in the '+' wildcard.
+      pat=${value%+}
+      case $pat in
+        '' | *[!A-Za-z0-9_.-]*)
+          problem "--pod-interfaces: \"$value\" is not an interface name pattern (letters, digits, _ . -, optionally ending in +; e.g. veth+)"
+          ;;
+        *) POD_INTERFACES=$value ;;
+      esac
+      ;;
+    --pod-cidr)
+      POD_CIDR_GIVEN=true
+      if family=$(cidr_family "$value"); then
+        if [ "$family" = 4 ]; then CIDRS4="$CIDRS4 $value"; else CIDRS6="$CIDRS6 $value"; fi
+      else
+        problem "--pod-cidr: \"$value\" is not an address or CIDR (e.g. 10.248.1.0/24 or fd00:248:1::/64)"
+      fi
+      ;;
+    --ztunnel-uid)
+      if uid=$(decimal "$value") && [ "${#uid}" -le 10 ] && [ "$uid" -lt 4294967295 ]; then
+        UID_OWNER=$uid
+      else
+        problem "--ztunnel-uid: \"$value\" is not a uid (a number, e.g. 1337)"
+      fi
+      ;;
+    --outbound-port | --hbone-port | --plaintext-port | --dns-port)
+      if n=$(port_number "$value"); then
+        case $name in
+          --outbound-port) OUTBOUND_PORT=$n ;;
+          --hbone-port) HBONE_PORT=$n ;;
+          --plaintext-port) PLAINTEXT_PORT=$n ;;
+          --dns-port) DNS_PORT=$n ;;
+        esac
+      else
+        problem "$name: \"$value\" is not a port number (1-65535)"
+      fi
+      ;;
+    --mark)
+      if m=$(fwmark "$value"); then
+        MARK=$m
+      else
+        problem "--mark: \"$value\" is not a fwmark (1-0xffffffff, decimal or 0x hex)"
+      fi
+      ;;
+    --chain-prefix)
+      # iptables chain names are at most 28 characters; the longest suffix is _PREROUTING (11).
+      case $value in
+        [A-Za-z]*[!A-Za-z0-9_-]* | [!A-Za-z]* | '' | ??????????????????*)
+          problem "--chain-prefix: \"$value\" is not a chain name prefix (a letter, then up to 16 letters, digits, _ or -)"
+          ;;
+        *) CHAIN_PREFIX=$value ;;
+      esac
+      ;;
+    --iptables)
+      if [ -n "$value" ]; then IPTABLES=$value; else problem "--iptables needs a command name"; fi
+      ;;
+    --ip6tables)
+      if [ -n "$value" ]; then IP6TABLES=$value; else problem "--ip6tables needs a command name"; fi
+      ;;
+    *)
+      problem "unknown option \"$arg\" (see $PROG --help)"
+      ;;
+  esac
+done
+
+[ "$POD_INTERFACES_GIVEN" = true ] || problem "--pod-interfaces is required (the pod veth names on this node, e.g. veth+)"
+[ "$POD_CIDR_GIVEN" = true ] || problem "--pod-cidr is required (the addresses of the pods on this node)"
+
+if [ -n "$PROBLEMS" ]; then
+  printf '%s: invalid arguments:%s\nRun %s --help.\n' "$PROG" "$PROBLEMS" "$PROG" >&2
+  exit 2
+fi
+
+PRE=${CHAIN_PREFIX}_PREROUTING
+OUT=${CHAIN_PREFIX}_OUTPUT
+
+# --- iptables ----------------------------------------------------------------------------------------------
+
+# Runs an iptables command that must succeed; on failure says which one and why, and exits 1.
+must() {
+  must_err=$("$@" 2>&1 >/dev/null) && return 0
+  must_status=$?
+  [ -n "$must_err" ] || must_err="exit status $must_status"
+  printf '%s failed: %s (run as root, with the %s nat table available)\n' "$*" "$must_err" "$1" >&2
+  exit 1
+}
+
+# The rules of one family, in the order captureRules() (iptables-rules.ts) builds them.
+append_rules() {
+  ipt=$1
+  cidrs=$2
+  must "$ipt" -t nat -A "$PRE" -m mark --mark "$MARK/$MARK" -j RETURN
+  if [ "$DNS" = true ]; then
+    for proto in udp tcp; do
+      must "$ipt" -t nat -A "$PRE" -i "$POD_INTERFACES" -p "$proto" --dport 53 -j REDIRECT --to-ports "$DNS_PORT"
+    done
+  fi
+  for cidr in $cidrs; do
+    must "$ipt" -t nat -A "$PRE" -p tcp -d "$cidr" --dport "$HBONE_PORT" -j REDIRECT --to-ports "$HBONE_PORT"
+  done
+  must "$ipt" -t nat -A "$PRE" -i "$POD_INTERFACES" -p tcp -j REDIRECT --to-ports "$OUTBOUND_PORT"
+  for cidr in $cidrs; do
+    must "$ipt" -t nat -A "$PRE" -p tcp -d "$cidr" -j REDIRECT --to-ports "$PLAINTEXT_PORT"
+  done
+  for cidr in $cidrs; do
+    must "$ipt" -t nat -A "$OUT" -p tcp -d "$cidr" --dport "$HBONE_PORT" -j REDIRECT --to-ports "$HBONE_PORT"
+  done
+  if [ -n "$UID_OWNER" ]; then
+    must "$ipt" -t nat -A "$OUT" -m owner --uid-owner "$UID_OWNER" -j RETURN
+  fi
+  must "$ipt" -t nat -A "$OUT" -m mark --mark "$MARK/$MARK" -j RETURN
+}
+
+install_family() {
+  ipt=$1
+  cidrs=$2
+  why=$3
+  if ! command -v "$ipt" >/dev/null 2>&1; then
+    printf '%s: %s: command not found (install iptables, or name the binary with --%s; %s)\n' \
+      "$PROG" "$ipt" "$4" "$why" >&2
+    exit 1
+  fi
+  for chain_hook in "$PRE PREROUTING" "$OUT OUTPUT"; do
+    chain=${chain_hook% *}
+    hook=${chain_hook#* }
+    "$ipt" -t nat -N "$chain" >/dev/null 2>&1 || must "$ipt" -t nat -F "$chain"
+    "$ipt" -t nat -C "$hook" -j "$chain" >/dev/null 2>&1 || must "$ipt" -t nat -A "$hook" -j "$chain"
+  done
+  append_rules "$ipt" "$cidrs"
+}
+
+remove_family() {
+  ipt=$1
+  command -v "$ipt" >/dev/null 2>&1 || return 0
+  for chain_hook in "$PRE PREROUTING" "$OUT OUTPUT"; do
+    chain=${chain_hook% *}
+    hook=${chain_hook#* }
+    # A hook added twice by hand is removed too.
+    while "$ipt" -t nat -D "$hook" -j "$chain" >/dev/null 2>&1; do :; done
+    "$ipt" -t nat -F "$chain" >/dev/null 2>&1 || true
+    "$ipt" -t nat -X "$chain" >/dev/null 2>&1 || true
+  done
+}
+
+if [ "$ACTION" = install ]; then
+  # IPv4 first, as the sub-command does; a family without pod CIDRs has nothing to capture.
+  [ -z "$CIDRS4" ] || install_family "$IPTABLES" "$CIDRS4" 'IPv4 rules are installed because a --pod-cidr is IPv4' iptables
+  [ -z "$CIDRS6" ] || install_family "$IP6TABLES" "$CIDRS6" 'IPv6 rules are installed because a --pod-cidr is IPv6' ip6tables
+else
+  remove_family "$IPTABLES"
+  remove_family "$IP6TABLES"
+fi
+printf '%s %s: done\n' "$PROG" "$ACTION"
