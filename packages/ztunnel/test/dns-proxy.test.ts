@@ -318,26 +318,29 @@ describe('DnsProxy lifecycle', () => {
     await other.close();
   });
 
-  (hasIPv6 ? it : it.skip)('on the IPv6 wildcard answers IPv4 pods too, over UDP and TCP, with their namespace', async () => {
-    const dual = new DnsProxy({ records, upstream: { address: '127.0.0.1', port: upstream.port } });
-    try {
-      const p = (await dual.listen(0, '::')).port;
-      const sock = createSocket('udp4');
-      clients.push(sock);
-      await new Promise<void>((r) => sock.connect(p, '127.0.0.1', r));
-      sock.send(query('echo'));
-      const [udpReply] = (await once(sock, 'message')) as [Buffer];
-      expect(data(dns.decode(udpReply))).toEqual(['10.96.0.10']);
-      const s = connect(p, '127.0.0.1');
-      clients.push(s);
-      await once(s, 'connect');
-      const replies = readFrames(s, 1);
-      s.write(frame(query('echo.demo.svc')));
-      expect(data((await replies)[0])).toEqual(['10.96.0.10']);
-    } finally {
-      await dual.close();
-    }
-  });
+  (hasIPv6 ? it : it.skip)(
+    'on the IPv6 wildcard answers IPv4 pods too, over UDP and TCP, with their namespace',
+    async () => {
+      const dual = new DnsProxy({ records, upstream: { address: '127.0.0.1', port: upstream.port } });
+      try {
+        const p = (await dual.listen(0, '::')).port;
+        const sock = createSocket('udp4');
+        clients.push(sock);
+        await new Promise<void>((r) => sock.connect(p, '127.0.0.1', r));
+        sock.send(query('echo'));
+        const [udpReply] = (await once(sock, 'message')) as [Buffer];
+        expect(data(dns.decode(udpReply))).toEqual(['10.96.0.10']);
+        const s = connect(p, '127.0.0.1');
+        clients.push(s);
+        await once(s, 'connect');
+        const replies = readFrames(s, 1);
+        s.write(frame(query('echo.demo.svc')));
+        expect(data((await replies)[0])).toEqual(['10.96.0.10']);
+      } finally {
+        await dual.close();
+      }
+    },
+  );
 
   it('close() is idempotent', async () => {
     await proxy.close();
