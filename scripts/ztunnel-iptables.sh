@@ -8,6 +8,10 @@
 #
 # Idempotent: install creates each chain or flushes it, hooks it only if it is not hooked yet, and refills it;
 # remove unhooks, flushes and deletes the chains and succeeds when they, the binary or its nat table are gone.
+# Install does all of a family's part in one `<iptables>-restore --noflush` transaction (iptables-restore,
+# ip6tables-restore, or the -restore of the binary named with --iptables / --ip6tables): flushing and
+# appending rule by rule would leave the chains empty for a moment (pod traffic bypassing ztunnel) and, when a
+# rule fails, the node half-captured. If the restore fails, that family's rules are left as they were.
 # Nothing loops: pods are captured in PREROUTING, which ztunnel's own sockets never traverse; in OUTPUT only
 # HBONE to a local pod is redirected (to ztunnel's own inbound), and ztunnel's uid and mark return first.
 #
@@ -25,7 +29,9 @@ Usage: ztunnel-iptables.sh install|remove [options]
 Installs (or removes) the nat rules that send this node's pod traffic through ztunnel: pods' TCP to the
 outbound capture port, pods' DNS to the DNS proxy, HBONE and plaintext to local pods to the inbound ports.
 Both are idempotent. Needs root and the nat table of iptables (and of ip6tables for IPv6). The same rules,
-options and defaults as `ztunnel iptables install|remove`, without Node.
+options and defaults as `ztunnel iptables install|remove`, without Node. Install applies each family's chains,
+rules and hooks in one transaction with <iptables>-restore --noflush (e.g. iptables-restore): the chains are
+never empty while it runs, and when it fails that family is left as it was.
 
 IPv4 rules (iptables) are installed when a --pod-cidr is IPv4, IPv6 rules (ip6tables) when one is IPv6: give
 both CIDRs on a dual-stack node. remove takes away the rules of both families (a missing binary or table is
@@ -42,8 +48,8 @@ Options (--name value or --name=value):
   --dns-port <port>            DNS proxy port          [default 15053]
   --mark <mark>                never capture packets carrying this fwmark bit(s), decimal or 0x hex  [default 0x539]
   --chain-prefix <name>        names the chains <name>_PREROUTING and <name>_OUTPUT  [default AMBIENT]
-  --iptables <command>         iptables binary         [default iptables]
-  --ip6tables <command>        ip6tables binary        [default ip6tables]
+  --iptables <command>         iptables binary, with <command>-restore next to it    [default iptables]
+  --ip6tables <command>        ip6tables binary, with <command>-restore next to it   [default ip6tables]
   -h, --help                   this text
 
 Exit status: 0 done, 2 bad arguments (nothing changed), 1 an iptables command failed.
@@ -319,57 +325,67 @@ OUT=${CHAIN_PREFIX}_OUTPUT
 
 # --- iptables ----------------------------------------------------------------------------------------------
 
-# Runs an iptables command that must succeed; on failure says which one and why, and exits 1.
-must() {
-  must_err=$("$@" 2>&1 >/dev/null) && return 0
-  must_status=$?
-  [ -n "$must_err" ] || must_err="exit status $must_status"
-  printf '%s failed: %s (run as root, with the %s nat table available)\n' "$*" "$must_err" "$1" >&2
-  exit 1
-}
-
-# The rules of one family, in the order captureRules() (iptables-rules.ts) builds them.
-append_rules() {
-  ipt=$1
-  cidrs=$2
-  must "$ipt" -t nat -A "$PRE" -m mark --mark "$MARK/$MARK" -j RETURN
+# The restore input of one family, in the order captureRules() (iptables-rules.ts) builds the rules and
+# restoreInput() writes them: the chain declarations (with --noflush each creates its chain, or flushes it when
+# it exists), the hooks not yet in place ($3, "PREROUTING OUTPUT" or part of it), the rules, COMMIT. Every word
+# was checked above, so none holds a space or a quote that could change what iptables-restore reads.
+restore_input() {
+  cidrs=$1
+  hooks=$2
+  printf '*nat\n:%s - [0:0]\n:%s - [0:0]\n' "$PRE" "$OUT"
+  for hook in $hooks; do
+    case $hook in
+      PREROUTING) printf -- '-A PREROUTING -j %s\n' "$PRE" ;;
+      OUTPUT) printf -- '-A OUTPUT -j %s\n' "$OUT" ;;
+    esac
+  done
+  printf -- '-A %s -m mark --mark %s/%s -j RETURN\n' "$PRE" "$MARK" "$MARK"
   if [ "$DNS" = true ]; then
     for proto in udp tcp; do
-      must "$ipt" -t nat -A "$PRE" -i "$POD_INTERFACES" -p "$proto" --dport 53 -j REDIRECT --to-ports "$DNS_PORT"
+      printf -- '-A %s -i %s -p %s --dport 53 -j REDIRECT --to-ports %s\n' "$PRE" "$POD_INTERFACES" "$proto" "$DNS_PORT"
     done
   fi
   for cidr in $cidrs; do
-    must "$ipt" -t nat -A "$PRE" -p tcp -d "$cidr" --dport "$HBONE_PORT" -j REDIRECT --to-ports "$HBONE_PORT"
+    printf -- '-A %s -p tcp -d %s --dport %s -j REDIRECT --to-ports %s\n' "$PRE" "$cidr" "$HBONE_PORT" "$HBONE_PORT"
   done
-  must "$ipt" -t nat -A "$PRE" -i "$POD_INTERFACES" -p tcp -j REDIRECT --to-ports "$OUTBOUND_PORT"
+  printf -- '-A %s -i %s -p tcp -j REDIRECT --to-ports %s\n' "$PRE" "$POD_INTERFACES" "$OUTBOUND_PORT"
   for cidr in $cidrs; do
-    must "$ipt" -t nat -A "$PRE" -p tcp -d "$cidr" -j REDIRECT --to-ports "$PLAINTEXT_PORT"
+    printf -- '-A %s -p tcp -d %s -j REDIRECT --to-ports %s\n' "$PRE" "$cidr" "$PLAINTEXT_PORT"
   done
   for cidr in $cidrs; do
-    must "$ipt" -t nat -A "$OUT" -p tcp -d "$cidr" --dport "$HBONE_PORT" -j REDIRECT --to-ports "$HBONE_PORT"
+    printf -- '-A %s -p tcp -d %s --dport %s -j REDIRECT --to-ports %s\n' "$OUT" "$cidr" "$HBONE_PORT" "$HBONE_PORT"
   done
   if [ -n "$UID_OWNER" ]; then
-    must "$ipt" -t nat -A "$OUT" -m owner --uid-owner "$UID_OWNER" -j RETURN
+    printf -- '-A %s -m owner --uid-owner %s -j RETURN\n' "$OUT" "$UID_OWNER"
   fi
-  must "$ipt" -t nat -A "$OUT" -m mark --mark "$MARK/$MARK" -j RETURN
+  printf -- '-A %s -m mark --mark %s/%s -j RETURN\n' "$OUT" "$MARK" "$MARK"
+  printf 'COMMIT\n'
 }
 
 install_family() {
   ipt=$1
   cidrs=$2
   why=$3
-  if ! command -v "$ipt" >/dev/null 2>&1; then
-    printf '%s: %s: command not found (install iptables, or name the binary with --%s; %s)\n' \
-      "$PROG" "$ipt" "$4" "$why" >&2
-    exit 1
-  fi
-  for chain_hook in "$PRE PREROUTING" "$OUT OUTPUT"; do
-    chain=${chain_hook% *}
-    hook=${chain_hook#* }
-    "$ipt" -t nat -N "$chain" >/dev/null 2>&1 || must "$ipt" -t nat -F "$chain"
-    "$ipt" -t nat -C "$hook" -j "$chain" >/dev/null 2>&1 || must "$ipt" -t nat -A "$hook" -j "$chain"
+  restore=$ipt-restore
+  for cmd in "$ipt" "$restore"; do
+    if ! command -v "$cmd" >/dev/null 2>&1; then
+      printf '%s: %s: command not found (install iptables, or name the binary with --%s, which needs its -restore next to it; %s)\n' \
+        "$PROG" "$cmd" "$4" "$why" >&2
+      exit 1
+    fi
   done
-  append_rules "$ipt" "$cidrs"
+  # Checked before the transaction: a hook is added only when absent, so a re-install never adds a second one.
+  hooks=''
+  "$ipt" -t nat -C PREROUTING -j "$PRE" >/dev/null 2>&1 || hooks="$hooks PREROUTING"
+  "$ipt" -t nat -C OUTPUT -j "$OUT" >/dev/null 2>&1 || hooks="$hooks OUTPUT"
+  restore_err=$(restore_input "$cidrs" "$hooks" | "$restore" --noflush 2>&1 >/dev/null) && return 0
+  restore_status=$?
+  # iptables-restore's "Try ... -h" line is no help here.
+  restore_err=$(printf '%s\n' "$restore_err" | grep -v -e '^Try `' -e '^[[:space:]]*$' | paste -s -d ' ' -)
+  [ -n "$restore_err" ] || restore_err="exit status $restore_status"
+  printf "%s --noflush failed: %s; %s's rules were left as they were (run as root, with %s, %s and the nat table available)\n" \
+    "$restore" "$restore_err" "$ipt" "$ipt" "$restore" >&2
+  exit 1
 }
 
 remove_family() {

@@ -20,7 +20,9 @@ export const IPTABLES_USAGE = `Usage: ztunnel iptables install|remove [options]
 
 Installs (or removes) the nat rules that send this node's pod traffic through ztunnel: pods' TCP to the
 outbound capture port, pods' DNS to the DNS proxy, HBONE and plaintext to local pods to the inbound ports.
-Both are idempotent. Needs root and the nat table of iptables (and of ip6tables for IPv6).
+Both are idempotent. Needs root and the nat table of iptables (and of ip6tables for IPv6). Install applies
+each family's chains, rules and hooks in one transaction with <iptables>-restore --noflush (e.g.
+iptables-restore): the chains are never empty while it runs, and when it fails that family is left as it was.
 
 IPv4 rules (iptables) are installed when a --pod-cidr is IPv4, IPv6 rules (ip6tables) when one is IPv6: give
 both CIDRs on a dual-stack node. remove takes away the rules of both families.
@@ -36,8 +38,8 @@ Options:
   --dns-port <port>            DNS proxy port          [default 15053]
   --mark <mark>                never capture packets carrying this fwmark bit(s), decimal or 0x hex  [default 0x539]
   --chain-prefix <name>        names the chains <name>_PREROUTING and <name>_OUTPUT  [default AMBIENT]
-  --iptables <command>         iptables binary         [default iptables]
-  --ip6tables <command>        ip6tables binary        [default ip6tables]
+  --iptables <command>         iptables binary, with <command>-restore next to it    [default iptables]
+  --ip6tables <command>        ip6tables binary, with <command>-restore next to it   [default ip6tables]
 `;
 
 /** One address family's binary and rules. */

@@ -2,7 +2,10 @@
  * The iptables (nat) rules that send a node's pod traffic through ztunnel, in host-capture mode: ztunnel runs
  * in the node's network namespace and every pod's veth ends there. Rules live in chains of their own, jumped
  * to once from PREROUTING and OUTPUT, so install is idempotent (flush and refill) and remove takes away
- * exactly what install added. Loops are impossible by construction and by exclusion:
+ * exactly what install added. Install applies a family's chains, rules and missing hooks in one
+ * `iptables-restore --noflush` transaction: flushing and refilling rule by rule would leave a window with empty
+ * chains (pod traffic passing ztunnel in plaintext) and, when one rule fails, a half-captured node.
+ * Loops are impossible by construction and by exclusion:
  * - Pod traffic is captured in PREROUTING, which ztunnel's own sockets never traverse (they leave via OUTPUT).
  * - In OUTPUT only HBONE to a local pod (15008) is redirected (ztunnel reaching a pod on its own node),
  *   which ztunnel's inbound listener answers; anything ztunnel's uid owns or carries its mark returns first
@@ -88,32 +91,105 @@ export function captureRules(o: CaptureRulesOptions, family: 4 | 6 = 4): RuleSet
   };
 }
 
-export type Runner = (cmd: string, args: string[]) => Promise<{ ok: boolean; stderr: string }>;
+/**
+ * Runs a command, writing `input` (when given) to its stdin; resolves `ok: false` with its stderr (or, when it
+ * could not be started, the reason) rather than rejecting.
+ */
+export type Runner = (cmd: string, args: string[], input?: string) => Promise<{ ok: boolean; stderr: string }>;
 
-const run: Runner = (cmd, args) =>
-  new Promise((resolve) =>
+const run: Runner = (cmd, args, input) =>
+  new Promise((resolve) => {
     // A missing binary has no stderr: its error (spawn ENOENT) says what is wrong.
-    execFile(cmd, args, (err, _out, stderr) => resolve({ ok: !err, stderr: String(stderr) || (err?.message ?? '') })),
-  );
+    const child = execFile(cmd, args, (err, _out, stderr) =>
+      resolve({ ok: !err, stderr: String(stderr) || (err?.message ?? '') }),
+    );
+    // A command that exits (or never starts) before reading its input fails on its own; EPIPE adds nothing.
+    child.stdin?.on('error', () => {});
+    child.stdin?.end(input ?? '');
+  });
 
 /** The binary for a family's rules. */
 export function defaultIptables(family: 4 | 6): string {
   return family === 6 ? 'ip6tables' : 'iptables';
 }
 
-/** Creates (or flushes) the chains, hooks them once, and appends the rules. Safe to run again. */
+/**
+ * The restore command that belongs to an iptables command: the same path and variant with `-restore` appended
+ * (`iptables` → `iptables-restore`, `/usr/sbin/iptables-legacy` → `/usr/sbin/iptables-legacy-restore`), so
+ * rules go to the same backend (legacy or nft) that `-C` and remove talk to.
+ */
+export function restoreCommand(iptables: string): string {
+  return `${iptables}-restore`;
+}
+
+// What iptables-restore reads as one word: anything else (a space, a quote, a newline) could change or add rules.
+const SAFE_WORD = /^[A-Za-z0-9_.:/+-]+$/;
+
+/**
+ * The `iptables-restore --noflush` input that installs a rule set: per table, each chain declared (with
+ * --noflush a declaration creates the chain, or flushes it when it exists), the hooks not in `hooked`, the
+ * rules in order, COMMIT. Throws ERR_ZTUNNEL_CONFIG for a word iptables-restore would not read as one word.
+ */
+export function restoreInput(set: RuleSet, hooked: ReadonlySet<string> = new Set()): string {
+  const lines: string[] = [];
+  const tables = [...new Set([...set.chains.map((c) => c.table), ...set.rules.map((r) => r[1] ?? '')])];
+  for (const table of tables) {
+    const chains = set.chains.filter((c) => c.table === table);
+    const rules = set.rules.filter((r) => r[1] === table).map((r) => r.slice(2));
+    lines.push(`*${table}`);
+    for (const c of chains) lines.push(`:${words([c.chain])} - [0:0]`);
+    for (const c of chains) if (!hooked.has(c.chain)) lines.push(words(['-A', c.hook, '-j', c.chain]));
+    for (const rule of rules) lines.push(words(rule));
+    lines.push('COMMIT');
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function words(list: string[]): string {
+  const bad = list.find((w) => !SAFE_WORD.test(w));
+  if (bad !== undefined) {
+    throw new ZtunnelError(
+      'ERR_ZTUNNEL_CONFIG',
+      `iptables: ${JSON.stringify(bad)} in "${list.join(' ')}" is not one iptables word (use letters, digits and _ . : / + - only)`,
+    );
+  }
+  return list.join(' ');
+}
+
+/**
+ * Creates (or flushes) the chains, hooks them once, and fills them, as one iptables-restore transaction: the
+ * chains are never seen empty, and when any of it fails nothing changes. Safe to run again.
+ */
 export async function installCaptureRules(
   set: RuleSet,
   iptables = defaultIptables(set.family),
   exec: Runner = run,
 ): Promise<void> {
+  // A word that is not one iptables word stops install before any command runs.
+  restoreInput(set);
+  // Checked before the transaction: a hook is added only when absent, so a re-install never adds a second one.
+  const hooked = new Set<string>();
   for (const c of set.chains) {
-    const created = await exec(iptables, ['-t', c.table, '-N', c.chain]);
-    if (!created.ok) await must(exec, iptables, ['-t', c.table, '-F', c.chain]);
-    const hooked = await exec(iptables, ['-t', c.table, '-C', c.hook, '-j', c.chain]);
-    if (!hooked.ok) await must(exec, iptables, ['-t', c.table, '-A', c.hook, '-j', c.chain]);
+    if ((await exec(iptables, ['-t', c.table, '-C', c.hook, '-j', c.chain])).ok) hooked.add(c.chain);
   }
-  for (const rule of set.rules) await must(exec, iptables, rule);
+  const input = restoreInput(set, hooked);
+  const restore = restoreCommand(iptables);
+  const r = await exec(restore, ['--noflush'], input);
+  if (!r.ok) {
+    // iptables-restore's "Try `... -h'" line is no help here.
+    const stderr = r.stderr
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l !== '' && !l.startsWith('Try `'))
+      .join(' ');
+    const at = /line:? (\d+)/i.exec(stderr);
+    const line = at ? input.split('\n')[Number(at[1]) - 1] : undefined;
+    throw new ZtunnelError(
+      'ERR_ZTUNNEL_CONFIG',
+      `${restore} --noflush failed: ${stderr}${line === undefined ? '' : ` (line ${at?.[1]}: ${line})`}; ` +
+        `${iptables}'s rules were left as they were (run as root, with ${iptables}, ${restore} and the nat table available)`,
+    );
+  }
 }
 
 /**
@@ -131,15 +207,5 @@ export async function removeCaptureRules(
     }
     await exec(iptables, ['-t', c.table, '-F', c.chain]);
     await exec(iptables, ['-t', c.table, '-X', c.chain]);
-  }
-}
-
-async function must(exec: Runner, cmd: string, args: string[]): Promise<void> {
-  const r = await exec(cmd, args);
-  if (!r.ok) {
-    throw new ZtunnelError(
-      'ERR_ZTUNNEL_CONFIG',
-      `${cmd} ${args.join(' ')} failed: ${r.stderr.trim()} (run as root, with the ${cmd} nat table available)`,
-    );
   }
 }

@@ -1,13 +1,21 @@
 import { parseIptablesCommand, runIptablesCommand } from '../src/iptables-command.js';
-import type { Runner } from '../src/iptables-rules.js';
+import { captureRules, installCaptureRules, type Runner, restoreCommand } from '../src/iptables-rules.js';
 
 /**
  * Stand-ins for iptables and ip6tables that keep their nat chains in memory (one table per binary), so
- * idempotence is checked on real state. A binary listed in `missing` fails as a missing command does.
+ * idempotence is checked on real state. `<binary>-restore` is their iptables-restore: it accepts only
+ * `--noflush` (without it the whole table would be replaced), reads `*nat`, `:<chain> - [0:0]` (creates the
+ * chain, or flushes it when it exists), `-A <chain> ...` and `COMMIT`, and applies the transaction only when
+ * every line of it is good, as the real one does. A line matching `rejects` fails the way a rule the kernel
+ * refuses does. A binary listed in `missing` (or its -restore) fails as a missing command does.
  */
-function fakeIptables(missing: string[] = []): { exec: Runner; dump: (cmd?: string) => string[]; calls: string[] } {
+function fakeIptables(
+  missing: string[] = [],
+  rejects?: RegExp,
+): { exec: Runner; dump: (cmd?: string) => string[]; calls: string[]; inputs: string[] } {
   const tables = new Map<string, Map<string, string[]>>();
   const calls: string[] = [];
+  const inputs: string[] = [];
   const table = (cmd: string) => {
     let t = tables.get(cmd);
     if (!t) {
@@ -19,9 +27,34 @@ function fakeIptables(missing: string[] = []): { exec: Runner; dump: (cmd?: stri
     }
     return t;
   };
-  const exec: Runner = async (cmd, args) => {
+  const ok = { ok: true, stderr: '' };
+  const restore = (cmd: string, args: string[], input: string) => {
+    const binary = cmd.slice(0, -'-restore'.length);
+    if (args.join(' ') !== '--noflush') return { ok: false, stderr: `${cmd} ${args.join(' ')} would flush the table` };
+    // The transaction works on a copy, which replaces the table only at COMMIT.
+    const copy = new Map([...table(binary)].map(([c, rules]) => [c, [...rules]]));
+    const lines = input.split('\n');
+    if (lines.pop() !== '') return { ok: false, stderr: 'input does not end in a newline' };
+    for (const [i, line] of lines.entries()) {
+      const fail = { ok: false, stderr: `${cmd}: bad line\nError occurred at line: ${i + 1}\nTry \`${cmd} -h'` };
+      if (rejects?.test(line)) return fail;
+      const decl = /^:(\S+) - \[0:0\]$/.exec(line);
+      const append = /^-A (\S+) (.+)$/.exec(line);
+      if (line === '*nat') continue;
+      if (decl) copy.set(decl[1] as string, []);
+      else if (append && copy.has(append[1] as string)) copy.get(append[1] as string)?.push(append[2] as string);
+      else if (line === 'COMMIT' && i === lines.length - 1) tables.set(binary, copy);
+      else return fail;
+    }
+    return ok;
+  };
+  const exec: Runner = async (cmd, args, input) => {
     calls.push(`${cmd} ${args.join(' ')}`);
-    if (missing.includes(cmd)) return { ok: false, stderr: `spawn ${cmd} ENOENT` };
+    if (missing.some((m) => cmd === m || cmd === `${m}-restore`)) return { ok: false, stderr: `spawn ${cmd} ENOENT` };
+    if (cmd.endsWith('-restore')) {
+      inputs.push(input ?? '');
+      return restore(cmd, args, input ?? '');
+    }
     const chains = table(cmd);
     const [, , op, chain, ...rule] = args;
     const list = chain ? chains.get(chain) : undefined;
@@ -31,24 +64,24 @@ function fakeIptables(missing: string[] = []): { exec: Runner; dump: (cmd?: stri
       case '-N':
         if (list) return { ok: false, stderr: 'Chain already exists.' };
         chains.set(chain as string, []);
-        return { ok: true, stderr: '' };
+        return ok;
       case '-F':
         if (!list) return fail;
         list.length = 0;
-        return { ok: true, stderr: '' };
+        return ok;
       case '-X':
-        return chains.delete(chain as string) ? { ok: true, stderr: '' } : fail;
+        return chains.delete(chain as string) ? ok : fail;
       case '-A':
         if (!list) return fail;
         list.push(text);
-        return { ok: true, stderr: '' };
+        return ok;
       case '-C':
-        return list?.includes(text) ? { ok: true, stderr: '' } : fail;
+        return list?.includes(text) ? ok : fail;
       case '-D': {
         const i = list?.indexOf(text) ?? -1;
         if (i < 0) return fail;
         list?.splice(i, 1);
-        return { ok: true, stderr: '' };
+        return ok;
       }
       default:
         return fail;
@@ -56,7 +89,7 @@ function fakeIptables(missing: string[] = []): { exec: Runner; dump: (cmd?: stri
   };
   const dump = (cmd = 'iptables') =>
     [...table(cmd)].flatMap(([c, rules]) => [`-N ${c}`, ...rules.map((r) => `-A ${c} ${r}`)]);
-  return { exec, dump, calls };
+  return { exec, dump, calls, inputs };
 }
 
 function parsed(argv: string[]) {
@@ -130,10 +163,83 @@ describe('ztunnel iptables install|remove', () => {
     const dual = [...args, '--pod-cidr', 'fd00:248:1::/64'];
     await expect(runIptablesCommand(parsed(['install', ...dual]), ipt.exec)).rejects.toMatchObject({
       code: 'ERR_ZTUNNEL_CONFIG',
-      message: expect.stringMatching(/^ip6tables -t nat -F AMBIENT_PREROUTING failed: spawn ip6tables ENOENT/),
+      message: expect.stringMatching(
+        /^ip6tables-restore --noflush failed: spawn ip6tables-restore ENOENT; ip6tables's rules were left as they were/,
+      ),
     });
     await runIptablesCommand(parsed(['remove', ...dual]), ipt.exec);
     expect(ipt.dump('iptables')).toEqual(['-N PREROUTING', '-N OUTPUT']);
+  });
+
+  it('installs each family in one iptables-restore --noflush transaction: chains, missing hooks, rules, COMMIT', async () => {
+    const ipt = fakeIptables();
+    const install = parsed(['install', ...args]);
+    await runIptablesCommand(install, ipt.exec);
+    // Only checks of the hooks run as single commands; everything that changes the table is in the transaction.
+    expect(ipt.calls).toEqual([
+      'iptables -t nat -C PREROUTING -j AMBIENT_PREROUTING',
+      'iptables -t nat -C OUTPUT -j AMBIENT_OUTPUT',
+      'iptables-restore --noflush',
+    ]);
+    const body = [
+      '-A AMBIENT_PREROUTING -m mark --mark 0x539/0x539 -j RETURN',
+      '-A AMBIENT_PREROUTING -i p+ -p udp --dport 53 -j REDIRECT --to-ports 15053',
+      '-A AMBIENT_PREROUTING -i p+ -p tcp --dport 53 -j REDIRECT --to-ports 15053',
+      '-A AMBIENT_PREROUTING -p tcp -d 10.248.1.0/24 --dport 15008 -j REDIRECT --to-ports 15008',
+      '-A AMBIENT_PREROUTING -i p+ -p tcp -j REDIRECT --to-ports 15001',
+      '-A AMBIENT_PREROUTING -p tcp -d 10.248.1.0/24 -j REDIRECT --to-ports 15006',
+      '-A AMBIENT_OUTPUT -p tcp -d 10.248.1.0/24 --dport 15008 -j REDIRECT --to-ports 15008',
+      '-A AMBIENT_OUTPUT -m owner --uid-owner 1337 -j RETURN',
+      '-A AMBIENT_OUTPUT -m mark --mark 0x539/0x539 -j RETURN',
+      'COMMIT',
+      '',
+    ];
+    const chains = ['*nat', ':AMBIENT_PREROUTING - [0:0]', ':AMBIENT_OUTPUT - [0:0]'];
+    const hooks = ['-A PREROUTING -j AMBIENT_PREROUTING', '-A OUTPUT -j AMBIENT_OUTPUT'];
+    expect(ipt.inputs).toEqual([[...chains, ...hooks, ...body].join('\n')]);
+    // Hooked already: the second transaction refills the chains and adds no hook.
+    await runIptablesCommand(install, ipt.exec);
+    expect(ipt.inputs[1]).toBe([...chains, ...body].join('\n'));
+    expect(ipt.dump().filter((r) => r.startsWith('-A PREROUTING') || r.startsWith('-A OUTPUT'))).toEqual(hooks);
+  });
+
+  it('a rule the restore rejects leaves the installed rules as they were and names the line', async () => {
+    const ipt = fakeIptables([], /--to-ports 16006/);
+    await runIptablesCommand(parsed(['install', ...args]), ipt.exec);
+    const installed = ipt.dump();
+    // A re-install with other rules whose last PREROUTING rule is refused: nothing of it may land.
+    await expect(
+      runIptablesCommand(parsed(['install', ...args, '--no-dns', '--plaintext-port', '16006']), ipt.exec),
+    ).rejects.toMatchObject({
+      code: 'ERR_ZTUNNEL_CONFIG',
+      message: expect.stringMatching(
+        /^iptables-restore --noflush failed: iptables-restore: bad line Error occurred at line: 7 \(line 7: -A AMBIENT_PREROUTING -p tcp -d 10\.248\.1\.0\/24 -j REDIRECT --to-ports 16006\); iptables's rules were left as they were \(run as root/,
+      ),
+    });
+    expect(ipt.dump()).toEqual(installed);
+    // On a node without the rules, a failed install adds no chain and no hook.
+    const fresh = fakeIptables([], /--to-ports 16006/);
+    await expect(
+      runIptablesCommand(parsed(['install', ...args, '--plaintext-port', '16006']), fresh.exec),
+    ).rejects.toMatchObject({ code: 'ERR_ZTUNNEL_CONFIG' });
+    expect(fresh.dump()).toEqual(['-N PREROUTING', '-N OUTPUT']);
+  });
+
+  it('refuses a word iptables-restore would split or read as another line, before running anything', async () => {
+    const ipt = fakeIptables();
+    const set = captureRules({ podInterfaces: 'p+', localPodCidrs: ['10.248.1.0/24\n-A OUTPUT -j ACCEPT'] });
+    await expect(installCaptureRules(set, 'iptables', ipt.exec)).rejects.toMatchObject({
+      code: 'ERR_ZTUNNEL_CONFIG',
+      message: expect.stringContaining('is not one iptables word'),
+    });
+    expect(ipt.calls).toEqual([]);
+  });
+
+  it('derives the restore command from the iptables command', () => {
+    expect(restoreCommand('iptables')).toBe('iptables-restore');
+    expect(restoreCommand('ip6tables')).toBe('ip6tables-restore');
+    expect(restoreCommand('/usr/sbin/iptables-legacy')).toBe('/usr/sbin/iptables-legacy-restore');
+    expect(restoreCommand('ip6tables-nft')).toBe('ip6tables-nft-restore');
   });
 
   it('honours --no-dns and custom ports', () => {

@@ -4,7 +4,7 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { captureRules, installCaptureRules, removeCaptureRules } from '../src/iptables-rules.js';
+import { captureRules, installCaptureRules, type Runner, removeCaptureRules } from '../src/iptables-rules.js';
 
 const ROOT = join(__dirname, '..', '..', '..');
 const SCRIPT = join(ROOT, 'scripts', 'netns-mesh.sh');
@@ -128,14 +128,22 @@ d('netns-mesh.sh harness', () => {
   it('capture rules: install is idempotent, redirects pod traffic to 15001, remove leaves nothing', async () => {
     const rules = captureRules({ podInterfaces: 'p+', localPodCidrs: ['10.248.1.0/24'] });
     const ipt = (...args: string[]) => inNs('h1', 'iptables', ...args);
-    const run = (_cmd: string, args: string[]) =>
-      ipt(...args).then(
-        () => ({ ok: true, stderr: '' }),
-        (e: Error) => ({ ok: false, stderr: e.message }),
-      );
-    await installCaptureRules(rules, 'iptables', (_c, a) => run('iptables', a));
+    // iptables and iptables-restore (which reads its rules on stdin) in h1.
+    const run: Runner = (cmd, args, input) =>
+      new Promise((resolve) => {
+        const child = execFile(
+          'ip',
+          ['netns', 'exec', `${PREFIX}-h1`, cmd, ...args],
+          { timeout: 20_000 },
+          (err, _o, e) => resolve({ ok: !err, stderr: String(e) || (err?.message ?? '') }),
+        );
+        // A command that exits without reading its input (iptables -C) fails or succeeds on its own.
+        child.stdin?.on('error', () => {});
+        child.stdin?.end(input ?? '');
+      });
+    await installCaptureRules(rules, 'iptables', run);
     const first = await ipt('-t', 'nat', '-S');
-    await installCaptureRules(rules, 'iptables', (_c, a) => run('iptables', a));
+    await installCaptureRules(rules, 'iptables', run);
     expect(await ipt('-t', 'nat', '-S')).toBe(first);
     expect(first).toContain('-A PREROUTING -j AMBIENT_PREROUTING');
     expect(first).toContain('-A AMBIENT_PREROUTING -i p+ -p tcp -j REDIRECT --to-ports 15001');
@@ -145,9 +153,9 @@ d('netns-mesh.sh harness', () => {
     await capture.ready;
     expect(await fetchFrom('h1-p1', '10.96.0.10', 80)).toBe('captured 10.248.1.11');
 
-    await removeCaptureRules(rules, 'iptables', (_c, a) => run('iptables', a));
+    await removeCaptureRules(rules, 'iptables', run);
     expect(await ipt('-t', 'nat', '-S')).not.toContain('AMBIENT');
-    await removeCaptureRules(rules, 'iptables', (_c, a) => run('iptables', a));
+    await removeCaptureRules(rules, 'iptables', run);
   });
 
   (ip6Reason ? it.skip : it)(

@@ -1,0 +1,207 @@
+/**
+ * Root-only: install is one iptables-restore transaction per family, on the real kernel in a network namespace
+ * of its own (deleted afterwards, whatever a test left in it). A rule that fails leaves the rules installed
+ * before untouched, for the library, the `ztunnel iptables` sub-command and scripts/ztunnel-iptables.sh; a
+ * re-install gives the same rules with one hook per chain.
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { captureRules, installCaptureRules, type Runner, removeCaptureRules } from '../src/iptables-rules.js';
+
+const ROOT = join(__dirname, '..', '..', '..');
+const SCRIPT = join(ROOT, 'scripts', 'ztunnel-iptables.sh');
+const ZTUNNEL = [
+  process.execPath,
+  '--conditions=@ambient-ts/source',
+  '--import',
+  'tsx',
+  join(ROOT, 'packages', 'ztunnel', 'src', 'cli.ts'),
+];
+const NETNS = `ambatom${process.pid % 100000}`;
+
+function unavailable(): string | undefined {
+  if (process.platform !== 'linux') return 'needs Linux network namespaces';
+  if (process.getuid?.() !== 0) return 'needs root (ip netns, iptables)';
+  for (const cmd of ['ip', 'iptables', 'iptables-restore', 'ip6tables', 'ip6tables-restore']) {
+    try {
+      execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+    } catch {
+      return `needs ${cmd} (Debian: iproute2 / iptables)`;
+    }
+  }
+  return undefined;
+}
+const reason = unavailable();
+if (reason) console.warn(`iptables transaction tests skipped: ${reason}`);
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** A command in the namespace, with `input` on its stdin. */
+function inNs(argv: string[], input = ''): Promise<Result> {
+  return new Promise((resolve) => {
+    const child = execFile('ip', ['netns', 'exec', NETNS, ...argv], { timeout: 30_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr }),
+    );
+    // A command that exits without reading its input (iptables -C) fails or succeeds on its own.
+    child.stdin?.on('error', () => {});
+    child.stdin?.end(input);
+  });
+}
+
+const run: Runner = async (cmd, args, input) => {
+  const r = await inNs([cmd, ...args], input);
+  return { ok: r.code === 0, stderr: r.stderr };
+};
+
+async function tables(): Promise<{ v4: string; v6: string }> {
+  const v4 = await inNs(['iptables', '-t', 'nat', '-S']);
+  const v6 = await inNs(['ip6tables', '-t', 'nat', '-S']);
+  if (v4.code !== 0 || v6.code !== 0) throw new Error(`iptables -S failed: ${v4.stderr} ${v6.stderr}`);
+  return { v4: v4.stdout, v6: v6.stdout };
+}
+
+const count = (text: string, line: string) => text.split('\n').filter((l) => l === line).length;
+
+(reason ? describe.skip : describe)('install is one iptables-restore transaction per family (real kernel)', () => {
+  const args = [
+    '--pod-interfaces',
+    'p+',
+    '--pod-cidr',
+    '10.248.1.0/24',
+    '--pod-cidr',
+    'fd00:248:1::/64',
+    '--ztunnel-uid',
+    '1337',
+  ];
+  let dir = '';
+
+  beforeAll(() => {
+    execFileSync('ip', ['netns', 'add', NETNS]);
+    // Stand-ins that run the real iptables, except that their restore slips a rule the kernel refuses (a jump
+    // to a chain that does not exist) in before COMMIT: a failure in the middle of a real transaction.
+    dir = mkdtempSync(join(tmpdir(), 'ztunnel-ipt-'));
+    const write = (name: string, text: string) => {
+      writeFileSync(join(dir, name), text);
+      chmodSync(join(dir, name), 0o755);
+    };
+    for (const ipt of ['iptables', 'ip6tables']) {
+      write(ipt, `#!/bin/sh\nexec ${ipt} "$@"\n`);
+      write(
+        `${ipt}-restore`,
+        `#!/bin/sh\nawk '$0 == "COMMIT" { print "-A AMBIENT_OUTPUT -j AMBIENT_NO_SUCH_CHAIN" } { print }' | exec ${ipt}-restore "$@"\n`,
+      );
+    }
+  });
+  afterEach(async () => {
+    for (const prefix of ['AMBIENT', 'ZTBAD']) {
+      await inNs([SCRIPT, 'remove', '--pod-interfaces', 'p+', '--pod-cidr', '10.0.0.0/8', '--chain-prefix', prefix]);
+    }
+  });
+  afterAll(() => {
+    // Deleting the namespace takes its tables with it.
+    execFileSync('ip', ['netns', 'delete', NETNS], { stdio: 'ignore' });
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('library: a rule iptables rejects leaves the installed rules untouched, and creates no chain', async () => {
+    const before = await tables();
+    const options = { podInterfaces: 'p+', localPodCidrs: ['10.248.1.0/24', 'fd00:248:1::/64'], ztunnelUid: 1337 };
+    for (const family of [4, 6] as const) await installCaptureRules(captureRules(options, family), undefined, run);
+    const installed = await tables();
+    expect(installed.v4).toContain('-A AMBIENT_PREROUTING -d 10.248.1.0/24 -p tcp -j REDIRECT --to-ports 15006');
+    expect(installed.v6).toContain('-A AMBIENT_PREROUTING -d fd00:248:1::/64 -p tcp -j REDIRECT --to-ports 15006');
+
+    // No DNS rules and a plaintext port iptables refuses (the library does not check ports): the rules before
+    // it (mark, HBONE, outbound) would have landed, and the DNS rules been flushed, rule by rule.
+    const bad = { ...options, captureDns: false, ports: { plaintext: 70000 } };
+    for (const family of [4, 6] as const) {
+      const binary = family === 4 ? 'iptables' : 'ip6tables';
+      await expect(installCaptureRules(captureRules(bad, family), undefined, run)).rejects.toMatchObject({
+        code: 'ERR_ZTUNNEL_CONFIG',
+        message: expect.stringMatching(
+          new RegExp(`^${binary}-restore --noflush failed: .*70000.*; ${binary}'s rules were left as they were`),
+        ),
+      });
+    }
+    expect(await tables()).toEqual(installed);
+
+    // New chains declared in a failed transaction are not created either.
+    const fresh = { ...bad, chainPrefix: 'ZTBAD' };
+    await expect(installCaptureRules(captureRules(fresh, 4), undefined, run)).rejects.toMatchObject({
+      code: 'ERR_ZTUNNEL_CONFIG',
+    });
+    expect(await tables()).toEqual(installed);
+
+    for (const family of [4, 6] as const) await removeCaptureRules(captureRules(options, family), undefined, run);
+    expect(await tables()).toEqual(before);
+  }, 60_000);
+
+  // The sub-command exits 2 on any error, the script 1 when iptables fails (2 is for bad arguments there).
+  it.each([
+    ['the sub-command', ZTUNNEL, 'ztunnel iptables', 2],
+    ['scripts/ztunnel-iptables.sh', [SCRIPT], 'ztunnel-iptables.sh', 1],
+  ])(
+    '%s: a failing restore changes nothing and says so',
+    async (_name, command, label, code) => {
+      const cli = command[0] === SCRIPT ? [] : ['iptables'];
+      const install = await inNs([...command, ...cli, 'install', ...args]);
+      expect(install).toMatchObject({ code: 0, stdout: `${label} install: done\n` });
+      const installed = await tables();
+
+      const failing = await inNs([
+        ...command,
+        ...cli,
+        'install',
+        ...args,
+        '--no-dns',
+        '--iptables',
+        join(dir, 'iptables'),
+        '--ip6tables',
+        join(dir, 'ip6tables'),
+      ]);
+      expect(failing.code).toBe(code);
+      expect(failing.stderr).toContain(`${join(dir, 'iptables-restore')} --noflush failed: `);
+      expect(failing.stderr).toContain('AMBIENT_NO_SUCH_CHAIN');
+      expect(failing.stderr).toContain("iptables's rules were left as they were");
+      expect(await tables()).toEqual(installed);
+    },
+    60_000,
+  );
+
+  it('a re-install (library, sub-command, script in turn) keeps one hook per chain and the same rules', async () => {
+    const before = await tables();
+    const hooks = ['-A PREROUTING -j AMBIENT_PREROUTING', '-A OUTPUT -j AMBIENT_OUTPUT'];
+    const single = (t: { v4: string; v6: string }) => {
+      for (const hook of hooks) expect([count(t.v4, hook), count(t.v6, hook)]).toEqual([1, 1]);
+    };
+    expect((await inNs([...ZTUNNEL, 'iptables', 'install', ...args])).code).toBe(0);
+    const first = await tables();
+    single(first);
+    const options = { podInterfaces: 'p+', localPodCidrs: ['10.248.1.0/24', 'fd00:248:1::/64'], ztunnelUid: 1337 };
+    for (const family of [4, 6] as const) await installCaptureRules(captureRules(options, family), undefined, run);
+    expect(await tables()).toEqual(first);
+    expect((await inNs([SCRIPT, 'install', ...args])).code).toBe(0);
+    expect(await tables()).toEqual(first);
+    expect((await inNs([...ZTUNNEL, 'iptables', 'install', ...args])).code).toBe(0);
+    expect(await tables()).toEqual(first);
+
+    // A re-install with other options replaces the rules in place: the old ones go, the hooks stay single.
+    expect((await inNs([SCRIPT, 'install', ...args, '--outbound-port', '16001'])).code).toBe(0);
+    const changed = await tables();
+    single(changed);
+    expect(changed.v4).toContain('-A AMBIENT_PREROUTING -i p+ -p tcp -j REDIRECT --to-ports 16001');
+    expect(changed.v4).not.toContain('--to-ports 15001');
+    expect(changed.v4.replace('--to-ports 16001', '--to-ports 15001')).toBe(first.v4);
+    expect(changed.v6.replace('--to-ports 16001', '--to-ports 15001')).toBe(first.v6);
+
+    // remove takes exactly that away.
+    expect((await inNs([...ZTUNNEL, 'iptables', 'remove', ...args])).code).toBe(0);
+    expect(await tables()).toEqual(before);
+  }, 90_000);
+});
