@@ -1,7 +1,9 @@
 /**
  * HBONE tunnel benchmark: app → local TCP listener → tunnel client → tunnel server → TCP sink, on loopback,
  * side by side with baselines measured in the same run (raw TCP, Node TLS 1.3 direct, a naive node:http2
- * CONNECT tunnel with default and with 4 MiB / 16 MiB windows, and a stunnel4 mTLS pair).
+ * CONNECT tunnel with default and with 4 MiB / 16 MiB windows, a stunnel4 mTLS pair, and a plain node:tls relay
+ * pair without HTTP/2 — the floor for anything built on node:tls, which shows how much of a gap to stunnel is
+ * Node's TLS rather than the tunnel).
  * Each tunnel end runs in its own process (as stunnel's two processes do); the app and the sink share
  * this one. Prints a markdown table of medians and the ratios against the bars of issue 2.
  *
@@ -67,6 +69,51 @@ async function runChild(which: string, args: string[]): Promise<void> {
     return;
   }
 
+  if (which === 'tls-server') {
+    // The floor for any tunnel built on node:tls: a TLS 1.3 relay with no HTTP/2 at all, piped both ways.
+    const server = tls.createServer(
+      {
+        key: pems.serverKey,
+        cert: pems.serverCert,
+        ca: pems.root,
+        requestCert: true,
+        rejectUnauthorized: true,
+        minVersion: 'TLSv1.3',
+      },
+      (s) => {
+        s.setNoDelay(true);
+        const up = net.connect({ host: '127.0.0.1', port: sinkPort, allowHalfOpen: true });
+        up.setNoDelay(true);
+        up.on('error', () => s.destroy());
+        s.on('error', () => up.destroy());
+        s.pipe(up);
+        up.pipe(s);
+      },
+    );
+    send({ port: await listenPort(server as unknown as net.Server) });
+    return;
+  }
+  if (which === 'tls-client') {
+    const tlsPort = Number(args[0]);
+    const listener = localListener(async (local) => {
+      const t = tls.connect({
+        host: '127.0.0.1',
+        port: tlsPort,
+        key: pems.clientKey,
+        cert: pems.clientCert,
+        ca: pems.root,
+        checkServerIdentity: () => undefined,
+      });
+      t.setNoDelay(true);
+      await once(t, 'secureConnect');
+      t.on('error', () => local.destroy());
+      local.on('error', () => t.destroy());
+      local.pipe(t);
+      t.pipe(local);
+    });
+    send({ port: await listenPort(listener) });
+    return;
+  }
   if (which === 'hbone-server') {
     const { HboneServer } = await import('../src/index.js');
     const server = new HboneServer({
@@ -298,6 +345,15 @@ async function main(): Promise<void> {
       stunnelNote = 'stunnel4 not installed (apt-get install stunnel4): stunnel column and ratios skipped';
     }
 
+    const ts = await child('tls-server', '0', String(sinkPort));
+    const tc = await child('tls-client', String(ts.port), String(sinkPort));
+    setups.push({
+      name: 'Node TLS relay pair, no HTTP/2 (node:tls floor)',
+      pids: [ts.proc.pid!, tc.proc.pid!],
+      connect: tcpTo(tc.port),
+      stop: async () => {},
+    });
+
     const hs = await child('hbone-server', '0', String(sinkPort));
     const hc = await child('hbone-client', String(hs.port), String(sinkPort));
     setups.push({
@@ -381,6 +437,15 @@ async function main(): Promise<void> {
     if (st) {
       bar('round trips vs stunnel', med(hb.rtt) / med(st.rtt), 0.65);
       bar('new connections vs stunnel', med(hb.conn) / med(st.conn), 2.5);
+    }
+    const floor = results.get('Node TLS relay pair, no HTTP/2 (node:tls floor)')!;
+    if (st) {
+      console.log(
+        `| (reference, no bar) node:tls relay without HTTP/2 vs stunnel: throughput | ${(med(floor.tput) / med(st.tput)).toFixed(2)} | | |`,
+      );
+      console.log(
+        `| (reference, no bar) HBONE vs that node:tls relay: throughput | ${(med(hb.tput) / med(floor.tput)).toFixed(2)} | | |`,
+      );
     }
     bar(
       '1,000 idle tunnels, MiB RSS per proxy process (larger end)',
