@@ -6,7 +6,7 @@
  * buffers are all bounded.
  */
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
-import { createServer, isIP, type Server, Socket } from 'node:net';
+import { createServer, isIP, type Server, Socket, SocketAddress } from 'node:net';
 import * as dns from 'dns-packet';
 import { meshNameQuery } from './dns-names.js';
 import { ZtunnelError } from './errors.js';
@@ -83,7 +83,7 @@ export class DnsProxy {
     if (this.closed || this.udp)
       throw new ZtunnelError('ERR_ZTUNNEL_CLOSED', 'dns proxy: listen() called twice or after close()');
     // An IPv6 wildcard answers both families (as the TCP listener on it does); a specific IPv6 address only its own.
-    const udp = createSocket(isIP(host) === 6 ? { type: 'udp6', ipv6Only: host !== '::' } : { type: 'udp4' });
+    const udp = createSocket(isIP(host) === 6 ? { type: 'udp6', ipv6Only: !isIpv6Wildcard(host) } : { type: 'udp4' });
     this.udp = udp;
     try {
       const tcpPort = await new Promise<number>((resolve, reject) => {
@@ -337,6 +337,11 @@ function closeQuietly(s: UdpSocket | Socket): void {
   } catch {
     // already closed
   }
+}
+
+/** `::`, `::0`, `0:0:0:0:0:0:0:0`…: any spelling of the IPv6 unspecified address (compared in canonical form). */
+function isIpv6Wildcard(host: string): boolean {
+  return new SocketAddress({ address: host, family: 'ipv6' }).address === '::';
 }
 
 /** `::ffff:10.0.0.1` (an IPv4 client of a dual-stack socket) → `10.0.0.1`, so it matches the workload's address. */
