@@ -38,8 +38,10 @@ async function taggedServer(host: string, tag: string): Promise<{ server: Server
 
 describe('plaintext inbound takes its target from the original destination', () => {
   const mesh = new Mesh('inbound-capture');
-  const lines: string[] = [];
-  const waiters: Array<{ match: (l: Record<string, unknown>) => boolean; resolve: () => void }> = [];
+  const waiters: Array<{
+    match: (l: Record<string, unknown>) => boolean;
+    resolve: (l: Record<string, unknown>) => void;
+  }> = [];
   let served: { server: Server; port: number };
   let unlisted: { server: Server; port: number };
   let z: Ztunnel;
@@ -87,8 +89,8 @@ describe('plaintext inbound takes its target from the original destination', () 
     return parsed.config;
   }
 
-  /** Resolves on the next log line (after this call) that matches. */
-  function nextLog(match: (l: Record<string, unknown>) => boolean): Promise<void> {
+  /** Resolves with the next log line (after this call) that matches. */
+  function nextLog(match: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
     return new Promise((resolve) => waiters.push({ match, resolve }));
   }
 
@@ -109,12 +111,11 @@ describe('plaintext inbound takes its target from the original destination', () 
       logger: new Logger({
         format: 'json',
         write: (line) => {
-          lines.push(line);
           const parsed = JSON.parse(line) as Record<string, unknown>;
           for (const w of [...waiters]) {
             if (w.match(parsed)) {
               waiters.splice(waiters.indexOf(w), 1);
-              w.resolve();
+              w.resolve(parsed);
             }
           }
         },
@@ -130,16 +131,18 @@ describe('plaintext inbound takes its target from the original destination', () 
     await mesh.close();
   });
 
-  /** One plaintext round trip through the node's plaintext listener from `from`; '' when refused. */
-  async function plain(from: string, payload = 'hi'): Promise<string> {
+  /**
+   * One plaintext round trip through the node's plaintext listener from `from`: what came back ('' when refused)
+   * and the connection's access line. The line is written when the splice finishes, which can be after the
+   * client sees the end, so it is awaited rather than read from the log.
+   */
+  async function plain(from: string, payload = 'hi'): Promise<{ reply: string; access: Record<string, unknown> }> {
+    const access = nextLog((l) => l.scope === 'access');
     const [host, port] = splitHostPort(z.addresses().plaintext[0] as string);
     const s = await dial(host, port, from);
     s.end(payload);
-    return (await readAll(s).catch(() => Buffer.alloc(0))).toString();
-  }
-
-  function accessLines(): Record<string, unknown>[] {
-    return lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.scope === 'access');
+    const reply = (await readAll(s).catch(() => Buffer.alloc(0))).toString();
+    return { reply, access: await access };
   }
 
   it('listens for plaintext on the node address, not on the workloads', () => {
@@ -148,28 +151,33 @@ describe('plaintext inbound takes its target from the original destination', () 
 
   it('reaches the pod and port the client asked for, including a port no service names', async () => {
     original = () => ({ address: WEB, port: served.port, family: 4 });
-    expect(await plain(OUTSIDER, 'one')).toBe('served one');
+    const one = await plain(OUTSIDER, 'one');
+    expect(one.reply).toBe('served one');
     original = () => ({ address: WEB, port: unlisted.port, family: 4 });
-    expect(await plain(OUTSIDER, 'two')).toBe('unlisted two');
-    const access = accessLines().slice(-2);
-    expect(access.map((l) => [l['dst.addr'], l['dst.workload'], l.error])).toEqual([
+    const two = await plain(OUTSIDER, 'two');
+    expect(two.reply).toBe('unlisted two');
+    expect([one.access, two.access].map((l) => [l['dst.addr'], l['dst.workload'], l.error])).toEqual([
       [`${WEB}:${served.port}`, 'web', undefined],
       [`${WEB}:${unlisted.port}`, 'web', undefined],
     ]);
-    expect(access[0]?.['src.addr']).toMatch(/^127\.0\.113\.50:\d+$/);
-    expect(access[0]?.['src.identity']).toBeUndefined();
+    expect(one.access['src.addr']).toMatch(/^127\.0\.113\.50:\d+$/);
+    expect(one.access['src.identity']).toBeUndefined();
   });
 
   it('refuses an original destination that is no workload on this node', async () => {
     original = () => ({ address: REMOTE, port: 8080, family: 4 });
-    expect(await plain(OUTSIDER)).toBe('');
-    expect(accessLines().at(-1)).toMatchObject({ error: `no local workload has address ${REMOTE}` });
+    expect(await plain(OUTSIDER)).toMatchObject({
+      reply: '',
+      access: { error: `no local workload has address ${REMOTE}` },
+    });
   });
 
   it('refuses an original destination that is one of its own listeners', async () => {
     original = () => ({ address: WEB, port: 15208, family: 4 });
-    expect(await plain(OUTSIDER)).toBe('');
-    expect(accessLines().at(-1)).toMatchObject({ error: `original destination ${WEB}:15208 is a ztunnel listener` });
+    expect(await plain(OUTSIDER)).toMatchObject({
+      reply: '',
+      access: { error: `original destination ${WEB}:15208 is a ztunnel listener` },
+    });
   });
 
   it('falls back to the local address when the connection was not redirected', async () => {
@@ -177,14 +185,13 @@ describe('plaintext inbound takes its target from the original destination', () 
       throw new Error('ERR_ORIGINAL_DST_NOT_FOUND');
     };
     const before = lookups.length;
-    expect(await plain(OUTSIDER)).toBe('');
+    const refused = { reply: '', access: { error: `no local workload has address ${N1}` } };
+    expect(await plain(OUTSIDER)).toMatchObject(refused);
     expect(lookups.length).toBe(before + 1);
-    expect(accessLines().at(-1)).toMatchObject({ error: `no local workload has address ${N1}` });
     // Tracked but not rewritten: the original destination is the listener itself.
     const [, port] = splitHostPort(z.addresses().plaintext[0] as string);
     original = () => ({ address: N1, port, family: 4 });
-    expect(await plain(OUTSIDER)).toBe('');
-    expect(accessLines().at(-1)).toMatchObject({ error: `no local workload has address ${N1}` });
+    expect(await plain(OUTSIDER)).toMatchObject(refused);
   });
 
   const policyUpdate = (l: Record<string, unknown>) => l.msg === 'configuration updated' && l.type === 'Authorization';
@@ -200,20 +207,29 @@ describe('plaintext inbound takes its target from the original destination', () 
       'apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: default, namespace: default}\nspec: {mtls: {mode: STRICT}}\n',
     );
     await applied;
-    expect(await plain(OUTSIDER)).toBe('');
-    expect(String(accessLines().at(-1)?.error)).toMatch(/^denied by policy/);
+    const denied = await plain(OUTSIDER);
+    expect(denied.reply).toBe('');
+    expect(String(denied.access.error)).toMatch(/^denied by policy/);
     const removed = Promise.all([nextLog(policyUpdate), nextLog(webUpdate)]);
     mesh.remove('strict.yaml');
     await removed;
-    expect(await plain(OUTSIDER, 'again')).toBe('served again');
+    expect((await plain(OUTSIDER, 'again')).reply).toBe('served again');
   });
 
   it('without original destinations (no addon) takes the local address and never asks', async () => {
-    const out: string[] = [];
     const asked: string[] = [];
+    let sawAccess: (line: string) => void = () => {};
+    const accessLine = new Promise<string>((resolve) => {
+      sawAccess = resolve;
+    });
     const other = await Ztunnel.start({
       config: config(15209),
-      logger: new Logger({ write: (l) => out.push(l) }),
+      logger: new Logger({
+        format: 'json',
+        write: (l) => {
+          if ((JSON.parse(l) as Record<string, unknown>).scope === 'access') sawAccess(l);
+        },
+      }),
       originalDst: {
         support: () => ({ available: false, reason: 'test: no addon' }),
         lookup: () => {
@@ -229,7 +245,7 @@ describe('plaintext inbound takes its target from the original destination', () 
       s.end('x');
       expect((await readAll(s).catch(() => Buffer.alloc(0))).length).toBe(0);
       expect(asked).toEqual([]);
-      expect(out.join('')).toContain(`no local workload has address ${N1}`);
+      expect(JSON.parse(await accessLine)).toMatchObject({ error: `no local workload has address ${N1}` });
     } finally {
       await other.close();
     }
