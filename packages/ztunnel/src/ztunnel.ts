@@ -69,6 +69,19 @@ export interface ZtunnelAddresses {
 
 type State = 'starting' | 'running' | 'draining' | 'closed';
 
+/** One local workload's inbound listeners (per-workload mode), with the `ownListeners` keys they added. */
+interface InboundListeners {
+  hbone: HboneServer;
+  plaintext?: NetServer;
+  address: string;
+  owned: string[];
+}
+
+/** The key of a listener in `ownListeners`: the address in normal form, so every spelling finds it. */
+function ownKey(address: string, port: number): string {
+  return `${normalizeIp(address)}:${port}`;
+}
+
 /** Reads the trust bundle; refuses to go on without at least one certificate in it. */
 export function loadTrustBundle(file: string): string {
   let text: string;
@@ -118,7 +131,7 @@ export class Ztunnel {
   private readonly hboneClient: HboneClient;
   private readonly resolver: Resolver;
   private readonly socks: Socks5Server;
-  private readonly inbound = new Map<string, { hbone: HboneServer; plaintext?: NetServer; address: string }>();
+  private readonly inbound = new Map<string, InboundListeners>();
   private readonly inboundErrors = new Map<string, string>();
   private readonly localListeners: NetServer[] = [];
   private readonly ownListeners = new Set<string>();
@@ -409,7 +422,7 @@ export class Ztunnel {
 
   private isOwnListener(ip: string, port: number): boolean {
     const n = normalizeIp(ip);
-    if (this.ownListeners.has(`${n}:${port}`)) return true;
+    if (this.ownListeners.has(ownKey(n, port))) return true;
     const p = this.config.ports;
     // Wildcard inbound listeners catch every local address on their ports.
     if (this.config.inboundBind !== 'per-workload' && (port === p.hbone || port === p.plaintext)) {
@@ -524,7 +537,7 @@ export class Ztunnel {
   }
 
   private own(address: string, port: number): string {
-    this.ownListeners.add(`${normalizeIp(address)}:${port}`);
+    this.ownListeners.add(ownKey(address, port));
     return `${hostForAuthority(address)}:${port}`;
   }
 
@@ -597,7 +610,9 @@ export class Ztunnel {
         if (want.has(ip)) continue;
         this.inbound.delete(ip);
         this.inboundErrors.delete(ip);
-        this.ownListeners.delete(`${ip}:${this.config.ports.hbone}`);
+        // Both the HBONE and the plaintext entries: a stale one would refuse traffic to a reused address.
+        for (const key of l.owned) this.ownListeners.delete(key);
+        this.logger.info('inbound', 'stopped listening', { hbone: l.address, workload_ip: ip });
         await Promise.allSettled([l.hbone.close(), l.plaintext ? closeServer(l.plaintext) : undefined]);
       }
       for (const ip of want)
@@ -630,9 +645,10 @@ export class Ztunnel {
     );
     try {
       const a = await hbone.listen(this.config.ports.hbone, ip);
-      const entry: { hbone: HboneServer; plaintext?: NetServer; address: string } = {
+      const entry: InboundListeners = {
         hbone,
         address: this.own(a.address, a.port),
+        owned: [ownKey(a.address, a.port)],
       };
       this.inbound.set(ip, entry);
       this.inboundErrors.delete(ip);
@@ -645,6 +661,7 @@ export class Ztunnel {
       try {
         const p = await listenNet(plaintext, ip, this.config.ports.plaintext);
         this.own(p.address, p.port);
+        entry.owned.push(ownKey(p.address, p.port));
         entry.plaintext = plaintext;
       } catch (err) {
         this.logger.warn('inbound', 'plaintext listener not started', {

@@ -19,6 +19,8 @@ const CLIENT = '127.0.111.10';
 const N2 = '127.0.112.1';
 const ECHO = '127.0.112.10';
 const VIP = '10.96.111.1';
+// A node-1 pod that comes and goes, so its address is no longer a ztunnel listener once it is gone.
+const GONE = '127.0.111.20';
 
 jest.setTimeout(60_000);
 
@@ -52,11 +54,18 @@ describe('ztunnel outbound capture and DNS proxy (loopback)', () => {
   const mesh = new Mesh('capture');
   let echo: { server: Server; port: number };
   const lines: string[] = [];
+  const waiters: Array<{ match: (line: string) => boolean; resolve: (line: string) => void }> = [];
   let z1: Ztunnel;
+  let target = { address: VIP, port: 80, family: 4 as const };
   const injected: OriginalDstLookup = {
     support: () => ({ available: true }),
-    lookup: () => ({ address: VIP, port: 80, family: 4 }),
+    lookup: () => target,
   };
+
+  /** Resolves with the next log line of z1 (after this call) that matches. */
+  function nextLine(match: (line: string) => boolean): Promise<string> {
+    return new Promise((resolve) => waiters.push({ match, resolve }));
+  }
 
   beforeAll(async () => {
     echo = await echoServer(ECHO);
@@ -80,7 +89,17 @@ describe('ztunnel outbound capture and DNS proxy (loopback)', () => {
         '--dns-upstream',
         '127.0.0.1:9',
       ]),
-      logger: new Logger({ write: (l) => lines.push(l) }),
+      logger: new Logger({
+        write: (l) => {
+          lines.push(l);
+          for (const w of [...waiters]) {
+            if (w.match(l)) {
+              waiters.splice(waiters.indexOf(w), 1);
+              w.resolve(l);
+            }
+          }
+        },
+      }),
       originalDst: injected,
     });
     await z1.whenReady();
@@ -106,6 +125,33 @@ describe('ztunnel outbound capture and DNS proxy (loopback)', () => {
     const s = await dial(host, port, N1);
     const data = await readAll(s);
     expect(data.length).toBe(0);
+  });
+
+  it('forgets both inbound listeners of a workload that left, so its address is no longer refused as one', async () => {
+    const [host, port] = splitHostPort(z1.addresses().captureOutbound);
+    const plaintextPort = z1.config.ports.plaintext;
+    /** One captured connection to GONE's plaintext port: the first log line that tells what became of it. */
+    async function captured(): Promise<string> {
+      target = { address: GONE, port: plaintextPort, family: 4 };
+      const outcome = nextLine((l) => l.includes('is a ztunnel listener') || / (info|warn) access /.test(l));
+      const s = await dial(host, port, CLIENT);
+      s.end();
+      await readAll(s).catch(() => Buffer.alloc(0));
+      return outcome;
+    }
+    try {
+      const opened = nextLine((l) => l.includes('inbound listening') && l.includes(`workload_ip=${GONE}`));
+      mesh.write('gone.yaml', docs(pod('gone', { node: 'node-1', ip: GONE })));
+      await opened;
+      expect(await captured()).toContain(`original destination is a ztunnel listener`);
+      const closed = nextLine((l) => l.includes('inbound stopped listening') && l.includes(`workload_ip=${GONE}`));
+      mesh.remove('gone.yaml');
+      await closed;
+      // Now an ordinary destination (nobody listens there any more): dialled, and refused by the kernel.
+      expect(await captured()).toMatch(new RegExp(`dst\\.addr=${GONE.replaceAll('.', '\\.')}:${plaintextPort}`));
+    } finally {
+      target = { address: VIP, port: 80, family: 4 };
+    }
   });
 
   it('answers a pod short name with the service VIP from the state store', async () => {
