@@ -6,8 +6,13 @@
 # installs (packages/ztunnel/src/iptables-rules.ts), in the same order, from the same options; a test
 # (packages/ztunnel/test/iptables-script.test.ts) compares `iptables -t nat -S` of the two. Change both together.
 #
-# Idempotent: install creates each chain or flushes it, hooks it only if it is not hooked yet, and refills it;
-# remove unhooks, flushes and deletes the chains and succeeds when they, the binary or its nat table are gone.
+# Idempotent: install creates each chain or flushes it, hooks it (at the top of PREROUTING / OUTPUT, so that
+# nat chains of kube-proxy or Docker cannot end nat processing first) only if it is not hooked yet, and refills
+# it; remove unhooks, flushes and deletes the chains and succeeds when they, the binary or its nat table are
+# gone, and fails on any other error (e.g. not root). Install on every ztunnel start; remove only to uninstall:
+# the rules stay across a restart, so pod traffic fails closed while ztunnel is down. Every iptables call passes
+# -w (wait for the xtables lock): a lock held by kube-proxy or Docker must not make a -C check look like a
+# missing hook.
 # Install does all of a family's part in one `<iptables>-restore --noflush` transaction (iptables-restore,
 # ip6tables-restore, or the -restore of the binary named with --iptables / --ip6tables): flushing and
 # appending rule by rule would leave the chains empty for a moment (pod traffic bypassing ztunnel) and, when a
@@ -34,8 +39,9 @@ rules and hooks in one transaction with <iptables>-restore --noflush (e.g. iptab
 never empty while it runs, and when it fails that family is left as it was.
 
 IPv4 rules (iptables) are installed when a --pod-cidr is IPv4, IPv6 rules (ip6tables) when one is IPv6: give
-both CIDRs on a dual-stack node. remove takes away the rules of both families (a missing binary or table is
-not an error).
+both CIDRs on a dual-stack node. remove takes away the rules of both families (a missing binary, table or
+chain is not an error; any other failure is). Install on every ztunnel start; remove only to uninstall (the
+rules stay across a restart, so pod traffic fails closed while ztunnel is down).
 
 Options (--name value or --name=value):
   --pod-interfaces <pattern>   pod veth interface names, iptables syntax ('+' wildcard)  [required, e.g. veth+]
@@ -248,11 +254,12 @@ while [ $# -gt 0 ]; do
   case $name in
     --pod-interfaces)
       POD_INTERFACES_GIVEN=true
-      # iptables' interface syntax: a name, optionally ending in the '+' wildcard.
+      # iptables' interface syntax: a Linux interface name (at most 15 characters, not starting with '-', which
+      # iptables would read as an option), optionally ending in the '+' wildcard.
       pat=${value%+}
       case $pat in
-        '' | *[!A-Za-z0-9_.-]*)
-          problem "--pod-interfaces: \"$value\" is not an interface name pattern (letters, digits, _ . -, optionally ending in +; e.g. veth+)"
+        '' | [!A-Za-z0-9_]* | *[!A-Za-z0-9_.-]* | ????????????????*)
+          problem "--pod-interfaces: \"$value\" is not an interface name pattern (up to 15 letters, digits, _ . -, not starting with -, optionally ending in +; e.g. veth+)"
           ;;
         *) POD_INTERFACES=$value ;;
       esac
@@ -335,8 +342,9 @@ restore_input() {
   printf '*nat\n:%s - [0:0]\n:%s - [0:0]\n' "$PRE" "$OUT"
   for hook in $hooks; do
     case $hook in
-      PREROUTING) printf -- '-A PREROUTING -j %s\n' "$PRE" ;;
-      OUTPUT) printf -- '-A OUTPUT -j %s\n' "$OUT" ;;
+      # Inserted at the top: a nat chain before ours (kube-proxy's, Docker's) could end nat processing first.
+      PREROUTING) printf -- '-I PREROUTING 1 -j %s\n' "$PRE" ;;
+      OUTPUT) printf -- '-I OUTPUT 1 -j %s\n' "$OUT" ;;
     esac
   done
   printf -- '-A %s -m mark --mark %s/%s -j RETURN\n' "$PRE" "$MARK" "$MARK"
@@ -376,15 +384,33 @@ install_family() {
   done
   # Checked before the transaction: a hook is added only when absent, so a re-install never adds a second one.
   hooks=''
-  "$ipt" -t nat -C PREROUTING -j "$PRE" >/dev/null 2>&1 || hooks="$hooks PREROUTING"
-  "$ipt" -t nat -C OUTPUT -j "$OUT" >/dev/null 2>&1 || hooks="$hooks OUTPUT"
-  restore_err=$(restore_input "$cidrs" "$hooks" | "$restore" --noflush 2>&1 >/dev/null) && return 0
+  "$ipt" -w -t nat -C PREROUTING -j "$PRE" >/dev/null 2>&1 || hooks="$hooks PREROUTING"
+  "$ipt" -w -t nat -C OUTPUT -j "$OUT" >/dev/null 2>&1 || hooks="$hooks OUTPUT"
+  restore_err=$(restore_input "$cidrs" "$hooks" | "$restore" -w --noflush 2>&1 >/dev/null) && return 0
   restore_status=$?
   # iptables-restore's "Try ... -h" line is no help here.
   restore_err=$(printf '%s\n' "$restore_err" | grep -v -e '^Try `' -e '^[[:space:]]*$' | paste -s -d ' ' -)
   [ -n "$restore_err" ] || restore_err="exit status $restore_status"
   printf "%s --noflush failed: %s; %s's rules were left as they were (run as root, with %s, %s and the nat table available)\n" \
     "$restore" "$restore_err" "$ipt" "$ipt" "$restore" >&2
+  exit 1
+}
+
+# One step of remove: succeeds when iptables did, fails (status 1) when it said there was nothing to remove (the
+# chain, the hook or the nat table is not there; nf_tables and legacy wording), and otherwise prints the command
+# and its error and exits 1 (the subshell of its family): anything else (not root, a chain another rule still
+# jumps to) is a real failure.
+remove_step() {
+  step_err=$("$@" 2>&1 >/dev/null) && return 0
+  case $step_err in
+    *'does not exist'* | *'No chain/target/match by that name'* | *'Bad rule (does a matching rule exist'* | *"Couldn't load target"*)
+      return 1
+      ;;
+  esac
+  step_err=$(printf '%s\n' "$step_err" | grep -v -e '^Try `' -e '^[[:space:]]*$' | paste -s -d ' ' -)
+  [ -n "$step_err" ] || step_err='no error message'
+  printf "%s failed: %s; %s's capture rules were not (all) removed (run as root, and remove any rule of your own that jumps to these chains)\n" \
+    "$*" "$step_err" "$1" >&2
   exit 1
 }
 
@@ -395,9 +421,9 @@ remove_family() {
     chain=${chain_hook% *}
     hook=${chain_hook#* }
     # A hook added twice by hand is removed too.
-    while "$ipt" -t nat -D "$hook" -j "$chain" >/dev/null 2>&1; do :; done
-    "$ipt" -t nat -F "$chain" >/dev/null 2>&1 || true
-    "$ipt" -t nat -X "$chain" >/dev/null 2>&1 || true
+    while remove_step "$ipt" -w -t nat -D "$hook" -j "$chain"; do :; done
+    remove_step "$ipt" -w -t nat -F "$chain" || :
+    remove_step "$ipt" -w -t nat -X "$chain" || :
   done
 }
 
@@ -406,7 +432,10 @@ if [ "$ACTION" = install ]; then
   [ -z "$CIDRS4" ] || install_family "$IPTABLES" "$CIDRS4" 'IPv4 rules are installed because a --pod-cidr is IPv4' iptables
   [ -z "$CIDRS6" ] || install_family "$IP6TABLES" "$CIDRS6" 'IPv6 rules are installed because a --pod-cidr is IPv6' ip6tables
 else
-  remove_family "$IPTABLES"
-  remove_family "$IP6TABLES"
+  # Each family in a subshell, which a failed step exits: the other family is still removed, then exit 1.
+  remove_failed=false
+  (remove_family "$IPTABLES") || remove_failed=true
+  (remove_family "$IP6TABLES") || remove_failed=true
+  [ "$remove_failed" = false ] || exit 1
 fi
 printf '%s %s: done\n' "$PROG" "$ACTION"

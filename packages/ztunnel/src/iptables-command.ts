@@ -1,16 +1,19 @@
 /**
  * `ztunnel iptables install|remove`: the node's capture rules (iptables-rules.ts) from the command line.
- * Both actions are idempotent, so a node agent can run them on every start and every stop. IPv6 rules
+ * Both actions are idempotent. Install is safe to run on every ztunnel start; remove is for uninstalling ztunnel
+ * from the node, not for every stop: the rules stay across a restart, so while ztunnel is down pod traffic is
+ * redirected to a closed port and fails rather than bypassing the mesh (fail closed). IPv6 rules
  * (ip6tables) are installed when a pod CIDR is IPv6, IPv4 rules when one is IPv4: a family without pod
  * addresses has no pod traffic to capture, and a node without IPv6 need not have ip6tables' nat table. Remove
  * takes both families away whatever CIDRs it is given, so it always leaves nothing behind.
  */
-import { isIP } from 'node:net';
 import { ZtunnelError } from './errors.js';
 import {
   captureRules,
   cidrFamily,
+  INTERFACE_PATTERN,
   installCaptureRules,
+  isCidr,
   type RuleSet,
   type Runner,
   removeCaptureRules,
@@ -20,7 +23,8 @@ export const IPTABLES_USAGE = `Usage: ztunnel iptables install|remove [options]
 
 Installs (or removes) the nat rules that send this node's pod traffic through ztunnel: pods' TCP to the
 outbound capture port, pods' DNS to the DNS proxy, HBONE and plaintext to local pods to the inbound ports.
-Both are idempotent. Needs root and the nat table of iptables (and of ip6tables for IPv6). Install applies
+Both are idempotent. Install on every ztunnel start; remove only to uninstall (the rules stay across a
+restart, so pod traffic fails closed while ztunnel is down). Needs root and the nat table of iptables (and of ip6tables for IPv6). Install applies
 each family's chains, rules and hooks in one transaction with <iptables>-restore --noflush (e.g.
 iptables-restore): the chains are never empty while it runs, and when it fails that family is left as it was.
 
@@ -64,6 +68,9 @@ export function parseIptablesCommand(argv: readonly string[]): IptablesCommand |
   if (action !== 'install' && action !== 'remove')
     problems.push(`expected 'install' or 'remove' after 'iptables', got ${JSON.stringify(action ?? '')}`);
   let podInterfaces: string | undefined;
+  // Whether the option was given at all: an invalid value is reported as such, not also as missing.
+  let podInterfacesGiven = false;
+  let podCidrGiven = false;
   const cidrs: string[] = [];
   let uid: number | undefined;
   let dns = true;
@@ -87,19 +94,31 @@ export function parseIptablesCommand(argv: readonly string[]): IptablesCommand |
       dns = false;
       continue;
     }
-    const value = eq === -1 ? rest[++i] : arg.slice(eq + 1);
+    if (name === 'pod-interfaces') podInterfacesGiven = true;
+    if (name === 'pod-cidr') podCidrGiven = true;
+    let value: string | undefined;
+    if (eq !== -1) value = arg.slice(eq + 1);
+    else if (name !== '' && !(rest[i + 1] ?? '--').startsWith('--')) value = rest[++i];
+    else if (name !== '') {
+      // No value starts with --: "--pod-interfaces --no-dns" lacks the pattern, it does not mean "-i --no-dns".
+      problems.push(`--${name} needs a value (see ztunnel iptables --help)`);
+      continue;
+    }
     switch (name) {
       case 'pod-interfaces':
-        podInterfaces = value;
+        if (value === undefined || !INTERFACE_PATTERN.test(value))
+          problems.push(
+            `--pod-interfaces: ${JSON.stringify(value ?? '')} is not an interface name pattern (up to 15 letters, digits, _ . -, not starting with -, optionally ending in +; e.g. veth+)`,
+          );
+        else podInterfaces = value;
         break;
-      case 'pod-cidr': {
-        const [ip, bits] = (value ?? '').split('/');
-        const max = isIP(ip ?? '') === 6 ? 128 : 32;
-        if (!ip || isIP(ip) === 0 || (bits !== undefined && !(/^\d+$/.test(bits) && Number(bits) <= max)))
-          problems.push(`--pod-cidr: ${JSON.stringify(value ?? '')} is not an address or CIDR (e.g. 10.248.1.0/24)`);
-        else cidrs.push(value as string);
+      case 'pod-cidr':
+        if (value === undefined || !isCidr(value))
+          problems.push(
+            `--pod-cidr: ${JSON.stringify(value ?? '')} is not an address or CIDR (e.g. 10.248.1.0/24 or fd00:248:1::/64)`,
+          );
+        else cidrs.push(value);
         break;
-      }
       case 'ztunnel-uid':
         if (value === undefined || !/^\d+$/.test(value))
           problems.push(`--ztunnel-uid: ${JSON.stringify(value ?? '')} is not a uid`);
@@ -140,8 +159,8 @@ export function parseIptablesCommand(argv: readonly string[]): IptablesCommand |
         problems.push(`unknown option ${JSON.stringify(arg)} (see ztunnel iptables --help)`);
     }
   }
-  if (!podInterfaces) problems.push('--pod-interfaces is required (the pod veth names on this node, e.g. veth+)');
-  if (cidrs.length === 0) problems.push('--pod-cidr is required (the addresses of the pods on this node)');
+  if (!podInterfacesGiven) problems.push('--pod-interfaces is required (the pod veth names on this node, e.g. veth+)');
+  if (!podCidrGiven) problems.push('--pod-cidr is required (the addresses of the pods on this node)');
   const families: FamilyRules[] = [];
   if (problems.length === 0) {
     const options = {
@@ -175,10 +194,22 @@ export function parseIptablesCommand(argv: readonly string[]): IptablesCommand |
   return { action: action as 'install' | 'remove', families };
 }
 
-/** Install: the families with pod CIDRs, IPv4 first. Remove: every family, each best-effort. */
+/**
+ * Install: the families with pod CIDRs, IPv4 first. Remove: every family, even when one fails (a missing chain,
+ * table or binary is no failure); then throws ERR_ZTUNNEL_CONFIG naming each family's failure.
+ */
 export async function runIptablesCommand(cmd: IptablesCommand, exec?: Runner): Promise<void> {
+  const failures: string[] = [];
   for (const f of cmd.families) {
-    if (cmd.action === 'remove') await removeCaptureRules(f.rules, f.command, exec);
-    else if (f.install) await installCaptureRules(f.rules, f.command, exec);
+    if (cmd.action === 'install') {
+      if (f.install) await installCaptureRules(f.rules, f.command, exec);
+      continue;
+    }
+    try {
+      await removeCaptureRules(f.rules, f.command, exec);
+    } catch (err) {
+      failures.push((err as Error).message);
+    }
   }
+  if (failures.length > 0) throw new ZtunnelError('ERR_ZTUNNEL_CONFIG', failures.join('\n'));
 }

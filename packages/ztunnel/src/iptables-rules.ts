@@ -1,8 +1,11 @@
 /**
  * The iptables (nat) rules that send a node's pod traffic through ztunnel, in host-capture mode: ztunnel runs
  * in the node's network namespace and every pod's veth ends there. Rules live in chains of their own, jumped
- * to once from PREROUTING and OUTPUT, so install is idempotent (flush and refill) and remove takes away
- * exactly what install added. Install applies a family's chains, rules and missing hooks in one
+ * to once from the top of PREROUTING and OUTPUT (inserted first, so that nat chains other software put there,
+ * such as kube-proxy's or Docker's, cannot end nat processing before ours), so install is idempotent (flush and
+ * refill) and remove takes away exactly what install added. Every call passes -w: without waiting for the
+ * xtables lock, a lock held by kube-proxy or Docker would make a `-C` check fail as if the hook were missing,
+ * and a second hook would be added. Install applies a family's chains, rules and missing hooks in one
  * `iptables-restore --noflush` transaction: flushing and refilling rule by rule would leave a window with empty
  * chains (pod traffic passing ztunnel in plaintext) and, when one rule fails, a half-captured node.
  * Loops are impossible by construction and by exclusion:
@@ -47,17 +50,47 @@ export function cidrFamily(cidr: string): 0 | 4 | 6 {
   return isIP(cidr.split('/')[0] ?? '') as 0 | 4 | 6;
 }
 
+/** Whether a string is an address or CIDR: an IPv4 or IPv6 address, optionally `/bits` within its family. */
+export function isCidr(cidr: string): boolean {
+  const [ip, bits, extra] = cidr.split('/');
+  const family = isIP(ip ?? '');
+  if (family === 0 || extra !== undefined) return false;
+  return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 6 ? 128 : 32));
+}
+
+/**
+ * An interface name pattern in iptables syntax: a Linux interface name (at most 15 characters, not starting
+ * with '-', which iptables would read as an option), optionally ending in the '+' wildcard.
+ */
+export const INTERFACE_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}\+?$/;
+
 /** The rules for one address family (IPv4 by default); pod CIDRs of the other family are left out. */
 export function captureRules(o: CaptureRulesOptions, family: 4 | 6 = 4): RuleSet {
   const p = { outbound: 15001, hbone: 15008, plaintext: 15006, dns: 15053, ...o.ports };
   const prefix = o.chainPrefix ?? 'AMBIENT';
   const pre = `${prefix}_PREROUTING`;
   const out = `${prefix}_OUTPUT`;
-  const mark = `0x${(o.mark ?? 0x539).toString(16)}`;
-  if (!/^[A-Za-z0-9_.-]+\+?$/.test(o.podInterfaces)) {
+  const markValue = o.mark ?? 0x539;
+  // A mark of 0 matches every packet (`--mark 0/0`): every packet would RETURN and nothing be captured.
+  if (!Number.isInteger(markValue) || markValue < 1 || markValue > 0xffffffff) {
     throw new ZtunnelError(
       'ERR_ZTUNNEL_CONFIG',
-      `iptables: pod interface pattern ${o.podInterfaces} is not valid (e.g. veth+)`,
+      `iptables: mark ${markValue} is not a fwmark (an integer 1-0xffffffff; 0 would exclude every packet from capture)`,
+    );
+  }
+  const mark = `0x${markValue.toString(16)}`;
+  if (!INTERFACE_PATTERN.test(o.podInterfaces)) {
+    throw new ZtunnelError(
+      'ERR_ZTUNNEL_CONFIG',
+      `iptables: pod interface pattern ${JSON.stringify(o.podInterfaces)} is not valid (an interface name of up to 15 letters, digits, _ . -, not starting with -, optionally ending in +; e.g. veth+)`,
+    );
+  }
+  // A CIDR that is no address would otherwise be dropped from both families: its pods silently not captured.
+  const bad = o.localPodCidrs.filter((c) => !isCidr(c));
+  if (bad.length > 0) {
+    throw new ZtunnelError(
+      'ERR_ZTUNNEL_CONFIG',
+      `iptables: pod CIDR(s) ${bad.map((c) => JSON.stringify(c)).join(', ')} are not an address or CIDR (e.g. 10.248.1.0/24 or fd00:248:1::/64)`,
     );
   }
   const cidrs = o.localPodCidrs.filter((c) => cidrFamily(c) === family);
@@ -138,7 +171,8 @@ export function restoreInput(set: RuleSet, hooked: ReadonlySet<string> = new Set
     const rules = set.rules.filter((r) => r[1] === table).map((r) => r.slice(2));
     lines.push(`*${table}`);
     for (const c of chains) lines.push(`:${words([c.chain])} - [0:0]`);
-    for (const c of chains) if (!hooked.has(c.chain)) lines.push(words(['-A', c.hook, '-j', c.chain]));
+    // Inserted at the top: a nat chain before ours (kube-proxy's, Docker's) could end nat processing first.
+    for (const c of chains) if (!hooked.has(c.chain)) lines.push(words(['-I', c.hook, '1', '-j', c.chain]));
     for (const rule of rules) lines.push(words(rule));
     lines.push('COMMIT');
   }
@@ -170,11 +204,11 @@ export async function installCaptureRules(
   // Checked before the transaction: a hook is added only when absent, so a re-install never adds a second one.
   const hooked = new Set<string>();
   for (const c of set.chains) {
-    if ((await exec(iptables, ['-t', c.table, '-C', c.hook, '-j', c.chain])).ok) hooked.add(c.chain);
+    if ((await exec(iptables, ['-w', '-t', c.table, '-C', c.hook, '-j', c.chain])).ok) hooked.add(c.chain);
   }
   const input = restoreInput(set, hooked);
   const restore = restoreCommand(iptables);
-  const r = await exec(restore, ['--noflush'], input);
+  const r = await exec(restore, ['-w', '--noflush'], input);
   if (!r.ok) {
     // iptables-restore's "Try `... -h'" line is no help here.
     const stderr = r.stderr
@@ -192,20 +226,40 @@ export async function installCaptureRules(
   }
 }
 
+// What iptables says when there is nothing to remove: the chain, the hook or the nat table is not there (nf_tables
+// and legacy wording), or the binary itself is missing (then nothing can have been installed with it either).
+const NOTHING_THERE =
+  /does not exist|No chain\/target\/match by that name|Bad rule \(does a matching rule exist|Couldn't load target|ENOENT/i;
+
 /**
  * Unhooks, flushes and deletes the chains; succeeds when they are already gone, and when the binary or its nat
- * table is missing (then nothing can be installed either).
+ * table is missing (then nothing can be installed either). Any other failure (not root, a chain that another
+ * rule still jumps to) throws ERR_ZTUNNEL_CONFIG naming the command and its error, at the first one.
  */
 export async function removeCaptureRules(
   set: RuleSet,
   iptables = defaultIptables(set.family),
   exec: Runner = run,
 ): Promise<void> {
+  const step = async (args: string[]): Promise<boolean> => {
+    const r = await exec(iptables, ['-w', '-t', ...args]);
+    if (r.ok || NOTHING_THERE.test(r.stderr)) return r.ok;
+    const stderr = r.stderr
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l !== '' && !l.startsWith('Try `'))
+      .join(' ');
+    throw new ZtunnelError(
+      'ERR_ZTUNNEL_CONFIG',
+      `${iptables} -w -t ${args.join(' ')} failed: ${stderr || 'no error message'}; ${iptables}'s capture rules ` +
+        'were not (all) removed (run as root, and remove any rule of your own that jumps to these chains)',
+    );
+  };
   for (const c of set.chains) {
-    while ((await exec(iptables, ['-t', c.table, '-D', c.hook, '-j', c.chain])).ok) {
+    while (await step([c.table, '-D', c.hook, '-j', c.chain])) {
       // a hook added twice by hand is removed too
     }
-    await exec(iptables, ['-t', c.table, '-F', c.chain]);
-    await exec(iptables, ['-t', c.table, '-X', c.chain]);
+    await step([c.table, '-F', c.chain]);
+    await step([c.table, '-X', c.chain]);
   }
 }

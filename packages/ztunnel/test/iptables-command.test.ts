@@ -3,15 +3,18 @@ import { captureRules, installCaptureRules, type Runner, restoreCommand } from '
 
 /**
  * Stand-ins for iptables and ip6tables that keep their nat chains in memory (one table per binary), so
- * idempotence is checked on real state. `<binary>-restore` is their iptables-restore: it accepts only
- * `--noflush` (without it the whole table would be replaced), reads `*nat`, `:<chain> - [0:0]` (creates the
- * chain, or flushes it when it exists), `-A <chain> ...` and `COMMIT`, and applies the transaction only when
- * every line of it is good, as the real one does. A line matching `rejects` fails the way a rule the kernel
- * refuses does. A binary listed in `missing` (or its -restore) fails as a missing command does.
+ * idempotence is checked on real state. Every call must start with `-w` (wait for the xtables lock), or it
+ * fails. `<binary>-restore` is their iptables-restore: it accepts only `-w --noflush` (without --noflush the
+ * whole table would be replaced), reads `*nat`, `:<chain> - [0:0]` (creates the chain, or flushes it when it
+ * exists), `-A <chain> ...`, `-I <chain> 1 ...` and `COMMIT`, and applies the transaction only when every line
+ * of it is good, as the real one does. A line matching `rejects` fails the way a rule the kernel refuses does.
+ * A binary listed in `missing` (or its -restore) fails as a missing command does; one listed in `denied` fails
+ * every call as iptables does for a user who is not root.
  */
 function fakeIptables(
   missing: string[] = [],
   rejects?: RegExp,
+  denied: string[] = [],
 ): { exec: Runner; dump: (cmd?: string) => string[]; calls: string[]; inputs: string[] } {
   const tables = new Map<string, Map<string, string[]>>();
   const calls: string[] = [];
@@ -30,7 +33,8 @@ function fakeIptables(
   const ok = { ok: true, stderr: '' };
   const restore = (cmd: string, args: string[], input: string) => {
     const binary = cmd.slice(0, -'-restore'.length);
-    if (args.join(' ') !== '--noflush') return { ok: false, stderr: `${cmd} ${args.join(' ')} would flush the table` };
+    if (args.join(' ') !== '-w --noflush')
+      return { ok: false, stderr: `${cmd} ${args.join(' ')}: expected -w --noflush (no lock wait, or a flush)` };
     // The transaction works on a copy, which replaces the table only at COMMIT.
     const copy = new Map([...table(binary)].map(([c, rules]) => [c, [...rules]]));
     const lines = input.split('\n');
@@ -40,9 +44,11 @@ function fakeIptables(
       if (rejects?.test(line)) return fail;
       const decl = /^:(\S+) - \[0:0\]$/.exec(line);
       const append = /^-A (\S+) (.+)$/.exec(line);
+      const insert = /^-I (\S+) 1 (.+)$/.exec(line);
       if (line === '*nat') continue;
       if (decl) copy.set(decl[1] as string, []);
       else if (append && copy.has(append[1] as string)) copy.get(append[1] as string)?.push(append[2] as string);
+      else if (insert && copy.has(insert[1] as string)) copy.get(insert[1] as string)?.unshift(insert[2] as string);
       else if (line === 'COMMIT' && i === lines.length - 1) tables.set(binary, copy);
       else return fail;
     }
@@ -51,12 +57,19 @@ function fakeIptables(
   const exec: Runner = async (cmd, args, input) => {
     calls.push(`${cmd} ${args.join(' ')}`);
     if (missing.some((m) => cmd === m || cmd === `${m}-restore`)) return { ok: false, stderr: `spawn ${cmd} ENOENT` };
+    if (denied.some((m) => cmd === m || cmd === `${m}-restore`)) {
+      return {
+        ok: false,
+        stderr: `${cmd} v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)\n`,
+      };
+    }
     if (cmd.endsWith('-restore')) {
       inputs.push(input ?? '');
       return restore(cmd, args, input ?? '');
     }
     const chains = table(cmd);
-    const [, , op, chain, ...rule] = args;
+    const [wait, , , op, chain, ...rule] = args;
+    if (wait !== '-w') return { ok: false, stderr: `${cmd} ${args.join(' ')}: expected -w first` };
     const list = chain ? chains.get(chain) : undefined;
     const text = rule.join(' ');
     const fail = { ok: false, stderr: 'No chain/target/match by that name.' };
@@ -177,9 +190,9 @@ describe('ztunnel iptables install|remove', () => {
     await runIptablesCommand(install, ipt.exec);
     // Only checks of the hooks run as single commands; everything that changes the table is in the transaction.
     expect(ipt.calls).toEqual([
-      'iptables -t nat -C PREROUTING -j AMBIENT_PREROUTING',
-      'iptables -t nat -C OUTPUT -j AMBIENT_OUTPUT',
-      'iptables-restore --noflush',
+      'iptables -w -t nat -C PREROUTING -j AMBIENT_PREROUTING',
+      'iptables -w -t nat -C OUTPUT -j AMBIENT_OUTPUT',
+      'iptables-restore -w --noflush',
     ]);
     const body = [
       '-A AMBIENT_PREROUTING -m mark --mark 0x539/0x539 -j RETURN',
@@ -195,8 +208,10 @@ describe('ztunnel iptables install|remove', () => {
       '',
     ];
     const chains = ['*nat', ':AMBIENT_PREROUTING - [0:0]', ':AMBIENT_OUTPUT - [0:0]'];
+    // Hooks go in at the top, before any nat chain another program (kube-proxy, Docker) put there.
+    const inserts = ['-I PREROUTING 1 -j AMBIENT_PREROUTING', '-I OUTPUT 1 -j AMBIENT_OUTPUT'];
     const hooks = ['-A PREROUTING -j AMBIENT_PREROUTING', '-A OUTPUT -j AMBIENT_OUTPUT'];
-    expect(ipt.inputs).toEqual([[...chains, ...hooks, ...body].join('\n')]);
+    expect(ipt.inputs).toEqual([[...chains, ...inserts, ...body].join('\n')]);
     // Hooked already: the second transaction refills the chains and adds no hook.
     await runIptablesCommand(install, ipt.exec);
     expect(ipt.inputs[1]).toBe([...chains, ...body].join('\n'));
@@ -227,12 +242,128 @@ describe('ztunnel iptables install|remove', () => {
 
   it('refuses a word iptables-restore would split or read as another line, before running anything', async () => {
     const ipt = fakeIptables();
-    const set = captureRules({ podInterfaces: 'p+', localPodCidrs: ['10.248.1.0/24\n-A OUTPUT -j ACCEPT'] });
+    // captureRules refuses such a CIDR itself; a rule set built another way is checked again before running.
+    const set = captureRules({ podInterfaces: 'p+', localPodCidrs: ['10.248.1.0/24'] });
+    set.rules.push(['-t', 'nat', '-A', 'AMBIENT_OUTPUT', '-d', '10.248.1.0/24\n-A OUTPUT -j ACCEPT', '-j', 'RETURN']);
     await expect(installCaptureRules(set, 'iptables', ipt.exec)).rejects.toMatchObject({
       code: 'ERR_ZTUNNEL_CONFIG',
       message: expect.stringContaining('is not one iptables word'),
     });
     expect(ipt.calls).toEqual([]);
+  });
+
+  it('inserts the hooks at the top, before nat chains other programs put there, and keeps them there', async () => {
+    const ipt = fakeIptables();
+    // kube-proxy's and Docker's hooks, appended before ztunnel's install.
+    await ipt.exec('iptables', ['-w', '-t', 'nat', '-A', 'PREROUTING', '-j', 'KUBE-SERVICES']);
+    await ipt.exec('iptables', ['-w', '-t', 'nat', '-A', 'OUTPUT', '-j', 'DOCKER']);
+    const install = parsed(['install', ...args]);
+    await runIptablesCommand(install, ipt.exec);
+    const hooks = () => ipt.dump().filter((r) => r.startsWith('-A PREROUTING') || r.startsWith('-A OUTPUT'));
+    const expected = [
+      '-A PREROUTING -j AMBIENT_PREROUTING',
+      '-A PREROUTING -j KUBE-SERVICES',
+      '-A OUTPUT -j AMBIENT_OUTPUT',
+      '-A OUTPUT -j DOCKER',
+    ];
+    expect(hooks()).toEqual(expected);
+    await runIptablesCommand(install, ipt.exec);
+    expect(hooks()).toEqual(expected);
+  });
+
+  it('remove reports a failure other than "nothing there" (not root), after trying every family', async () => {
+    const ipt = fakeIptables([], undefined, ['iptables', 'ip6tables']);
+    const remove = runIptablesCommand(parsed(['remove', ...args]), ipt.exec);
+    await expect(remove).rejects.toMatchObject({
+      code: 'ERR_ZTUNNEL_CONFIG',
+      message: expect.stringMatching(
+        /^iptables -w -t nat -D PREROUTING -j AMBIENT_PREROUTING failed: iptables v1\.8\.9 \(nf_tables\): Could not fetch rule set generation id: Permission denied \(you must be root\); iptables's capture rules were not \(all\) removed[^\n]*\nip6tables -w -t nat -D PREROUTING [^\n]*Permission denied/,
+      ),
+    });
+    // ip6tables was tried although iptables failed.
+    expect(ipt.calls.some((c) => c.startsWith('ip6tables '))).toBe(true);
+    // Only the IPv6 binary refuses: the IPv4 rules are removed, and the IPv6 failure is still reported.
+    const half = fakeIptables([], undefined, ['ip6tables']);
+    await runIptablesCommand(parsed(['install', ...args]), half.exec);
+    await expect(runIptablesCommand(parsed(['remove', ...args]), half.exec)).rejects.toMatchObject({
+      message: expect.stringMatching(/^ip6tables -w -t nat -D PREROUTING .*Permission denied/),
+    });
+    expect(half.dump('iptables')).toEqual(['-N PREROUTING', '-N OUTPUT']);
+  });
+
+  it('remove reports a chain that cannot be deleted because a rule of someone else still jumps to it', async () => {
+    const ipt = fakeIptables();
+    await runIptablesCommand(parsed(['install', ...args]), ipt.exec);
+    const exec: Runner = async (cmd, a, input) =>
+      a.includes('-X') && a.includes('AMBIENT_OUTPUT')
+        ? { ok: false, stderr: 'iptables v1.8.9 (nf_tables): Could not process rule: Device or resource busy\n' }
+        : ipt.exec(cmd, a, input);
+    await expect(runIptablesCommand(parsed(['remove', ...args]), exec)).rejects.toMatchObject({
+      code: 'ERR_ZTUNNEL_CONFIG',
+      message: expect.stringContaining(
+        'iptables -w -t nat -X AMBIENT_OUTPUT failed: iptables v1.8.9 (nf_tables): Could not process rule: Device or resource busy',
+      ),
+    });
+  });
+
+  it('captureRules refuses a CIDR that is no address, a mark of 0 and a bad interface pattern', () => {
+    const ok = { podInterfaces: 'p+', localPodCidrs: ['10.248.1.0/24', 'fd00:248:1::/64', '10.248.2.7'] };
+    expect(captureRules(ok, 6).rules.map((r) => r.join(' '))).toContain(
+      '-t nat -A AMBIENT_PREROUTING -p tcp -d fd00:248:1::/64 -j REDIRECT --to-ports 15006',
+    );
+    for (const cidr of ['nonsense', '10.248.1.0/33', 'fd00::/129', '10.248.1.0/24/8', '', 'pods.example']) {
+      expect(() => captureRules({ ...ok, localPodCidrs: ['10.248.1.0/24', cidr] })).toThrow(
+        expect.objectContaining({
+          code: 'ERR_ZTUNNEL_CONFIG',
+          message: expect.stringContaining(`${JSON.stringify(cidr)} are not an address or CIDR`),
+        }),
+      );
+    }
+    for (const mark of [0, -1, 1.5, 0x100000000]) {
+      expect(() => captureRules({ ...ok, mark })).toThrow(
+        expect.objectContaining({
+          code: 'ERR_ZTUNNEL_CONFIG',
+          message: expect.stringContaining(`mark ${mark} is not a fwmark`),
+        }),
+      );
+    }
+    for (const podInterfaces of ['-i', '--no-dns', 'p*', 'a'.repeat(16), '+', 'veth 1']) {
+      expect(() => captureRules({ ...ok, podInterfaces })).toThrow(
+        expect.objectContaining({
+          code: 'ERR_ZTUNNEL_CONFIG',
+          message: expect.stringContaining('pod interface pattern'),
+        }),
+      );
+    }
+    expect(captureRules({ ...ok, podInterfaces: `${'a'.repeat(15)}+` }).rules[1]).toContain(`${'a'.repeat(15)}+`);
+  });
+
+  it('a following option is a missing value, not the value: --pod-interfaces --no-dns is refused', () => {
+    expect(() => parseIptablesCommand(['install', '--pod-interfaces', '--no-dns', '--pod-cidr', '10.0.0.0/8'])).toThrow(
+      expect.objectContaining({
+        code: 'ERR_ZTUNNEL_CONFIG',
+        message: expect.stringMatching(/--pod-interfaces needs a value/),
+      }),
+    );
+    // Given, only without a value: not also reported as missing.
+    expect(() => parseIptablesCommand(['install', '--pod-interfaces', '--no-dns', '--pod-cidr', '10.0.0.0/8'])).toThrow(
+      expect.objectContaining({ message: expect.not.stringContaining('--pod-interfaces is required') }),
+    );
+    expect(() => parseIptablesCommand(['install', ...args, '--hbone-port', '--no-dns'])).toThrow(
+      expect.objectContaining({ message: expect.stringContaining('--hbone-port needs a value') }),
+    );
+    expect(() => parseIptablesCommand(['install', '--pod-cidr', '10.0.0.0/8', '--pod-interfaces'])).toThrow(
+      expect.objectContaining({ message: expect.stringContaining('--pod-interfaces needs a value') }),
+    );
+    for (const pattern of ['-veth+', 'a'.repeat(16)]) {
+      expect(() =>
+        parseIptablesCommand(['install', '--pod-cidr', '10.0.0.0/8', `--pod-interfaces=${pattern}`]),
+      ).toThrow(
+        expect.objectContaining({
+          message: expect.stringContaining(`--pod-interfaces: "${pattern}" is not an interface name pattern`),
+        }),
+      );
+    }
   });
 
   it('derives the restore command from the iptables command', () => {

@@ -4,6 +4,8 @@
  * comparing the script's `iptables -t nat -S` / `ip6tables -t nat -S` with the sub-command's.
  */
 import { execFile, execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const ROOT = join(__dirname, '..', '..', '..');
@@ -83,6 +85,16 @@ describe('scripts/ztunnel-iptables.sh arguments', () => {
     ['no --pod-interfaces', ['install', '--pod-cidr', '10.248.1.0/24'], /--pod-interfaces is required/],
     ['no --pod-cidr', ['remove', '--pod-interfaces', 'p+'], /--pod-cidr is required/],
     ['a bad interface pattern', ['install', ...good, '--pod-interfaces', 'p*'], /--pod-interfaces: "p\*" is not/],
+    [
+      'an interface pattern like an option',
+      ['install', ...good, '--pod-interfaces=-i'],
+      /--pod-interfaces: "-i" is not/,
+    ],
+    [
+      'an interface name over 15 characters',
+      ['install', ...good, '--pod-interfaces', `${'a'.repeat(16)}+`],
+      /--pod-interfaces: "a{16}\+" is not/,
+    ],
     ['a bad IPv4 CIDR', ['install', ...good, '--pod-cidr', '10.248.1.0/33'], /--pod-cidr: "10\.248\.1\.0\/33" is not/],
     ['a bad IPv6 CIDR', ['install', ...good, '--pod-cidr', 'fd00::1::/64'], /--pod-cidr: "fd00::1::\/64" is not/],
     ['a bad uid', ['install', ...good, '--ztunnel-uid', '-1'], /--ztunnel-uid: "-1" is not a uid/],
@@ -128,6 +140,59 @@ describe('scripts/ztunnel-iptables.sh arguments', () => {
     expect(install.stderr).toContain('--ip6tables');
     const remove = await run(SCRIPT, ['remove', ...v6, '--iptables', '/nonexistent/iptables']);
     expect(remove).toEqual({ code: 0, stdout: 'ztunnel-iptables.sh remove: done\n', stderr: '' });
+  });
+
+  describe('remove with stand-in iptables', () => {
+    let dir = '';
+    beforeAll(() => {
+      dir = mkdtempSync(join(tmpdir(), 'ztunnel-ipt-script-'));
+    });
+    afterAll(() => {
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+    // A stand-in that logs its arguments and fails every call with `message` (what iptables prints).
+    const standIn = (name: string, message: string) => {
+      const path = join(dir, name);
+      writeFileSync(path, `#!/bin/sh\necho "$*" >> "$0.log"\necho '${message}' >&2\nexit 1\n`);
+      chmodSync(path, 0o755);
+      return path;
+    };
+    const args = ['--pod-interfaces', 'p+', '--pod-cidr', '10.248.1.0/24'];
+
+    it('fails (exit 1) naming the command and its error on a permission error, after trying both families', async () => {
+      const denied =
+        'iptables v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)';
+      const v4 = standIn('iptables-denied', denied);
+      const v6 = standIn('ip6tables-denied', denied);
+      const r = await run(SCRIPT, ['remove', ...args, '--iptables', v4, '--ip6tables', v6]);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toBe(
+        [v4, v6]
+          .map(
+            (ipt) =>
+              `${ipt} -w -t nat -D PREROUTING -j AMBIENT_PREROUTING failed: ${denied}; ${ipt}'s capture rules were not (all) removed (run as root, and remove any rule of your own that jumps to these chains)\n`,
+          )
+          .join(''),
+      );
+    });
+
+    it('succeeds when iptables says there is nothing to remove; every call waits for the lock (-w)', async () => {
+      const v4 = standIn('iptables-empty', "iptables v1.8.9 (nf_tables): Chain 'AMBIENT_PREROUTING' does not exist");
+      const v6 = standIn('ip6tables-empty', 'ip6tables: No chain/target/match by that name.');
+      const r = await run(SCRIPT, ['remove', ...args, '--iptables', v4, '--ip6tables', v6]);
+      expect(r).toEqual({ code: 0, stdout: 'ztunnel-iptables.sh remove: done\n', stderr: '' });
+      const calls = readFileSync(`${v4}.log`, 'utf8').trim().split('\n');
+      expect(calls).toEqual([
+        '-w -t nat -D PREROUTING -j AMBIENT_PREROUTING',
+        '-w -t nat -F AMBIENT_PREROUTING',
+        '-w -t nat -X AMBIENT_PREROUTING',
+        '-w -t nat -D OUTPUT -j AMBIENT_OUTPUT',
+        '-w -t nat -F AMBIENT_OUTPUT',
+        '-w -t nat -X AMBIENT_OUTPUT',
+      ]);
+      expect(readFileSync(`${v6}.log`, 'utf8').trim().split('\n')).toEqual(calls);
+    });
   });
 });
 
@@ -235,6 +300,39 @@ describe('scripts/ztunnel-iptables.sh arguments', () => {
     await inNs(SCRIPT, 'remove', '--pod-interfaces', 'p+', '--pod-cidr', '10.248.1.0/24');
     expect(await tables()).toEqual(before);
   });
+
+  it.each([
+    ['the script', [SCRIPT]],
+    ['the sub-command', [...ZTUNNEL, 'iptables']],
+  ])(
+    '%s puts the hooks first, before a nat chain another program hooked earlier',
+    async (_name, command) => {
+      const args = ['--pod-interfaces', 'p+', '--pod-cidr', '10.248.1.0/24'];
+      // kube-proxy's (or Docker's) chain, hooked before ztunnel's install.
+      await inNs('iptables', '-w', '-t', 'nat', '-N', 'KUBE-TEST');
+      try {
+        await inNs('iptables', '-w', '-t', 'nat', '-A', 'PREROUTING', '-j', 'KUBE-TEST');
+        await inNs('iptables', '-w', '-t', 'nat', '-A', 'OUTPUT', '-j', 'KUBE-TEST');
+        await inNs(...command, 'install', ...args);
+        await inNs(...command, 'install', ...args);
+        const hooks = (await inNs('iptables', '-w', '-t', 'nat', '-S'))
+          .split('\n')
+          .filter((l) => l.startsWith('-A PREROUTING') || l.startsWith('-A OUTPUT'));
+        expect(hooks).toEqual([
+          '-A PREROUTING -j AMBIENT_PREROUTING',
+          '-A PREROUTING -j KUBE-TEST',
+          '-A OUTPUT -j AMBIENT_OUTPUT',
+          '-A OUTPUT -j KUBE-TEST',
+        ]);
+      } finally {
+        await inNs(SCRIPT, 'remove', ...args);
+        await inNs('iptables', '-w', '-t', 'nat', '-D', 'PREROUTING', '-j', 'KUBE-TEST');
+        await inNs('iptables', '-w', '-t', 'nat', '-D', 'OUTPUT', '-j', 'KUBE-TEST');
+        await inNs('iptables', '-w', '-t', 'nat', '-X', 'KUBE-TEST');
+      }
+    },
+    60_000,
+  );
 
   it('a hook added twice by hand is removed too', async () => {
     const before = await tables();
