@@ -15,8 +15,9 @@ const child = spawn(process.execPath, ['--conditions=@ambient-ts/source', '--imp
   stdio: 'inherit',
   cwd: root,
 });
-// Ctrl-C in a terminal reaches the demo directly (same process group) and it tears down before exiting: wait for
-// it. A SIGTERM or SIGHUP sent to this process alone is passed on.
+// Ctrl-C in a terminal reaches the demo directly (same process group) and it tears down before exiting; a second
+// Ctrl-C reaches it the same way and makes it kill everything and exit at once: wait for it. A SIGTERM or SIGHUP
+// sent to this process alone is passed on, each time, so a second one also reaches the demo.
 process.on('SIGINT', () => {});
 for (const signal of ['SIGTERM', 'SIGHUP']) process.on(signal, () => child.kill(signal));
 child.on('exit', (code, signal) => process.exit(code ?? 128 + (constants.signals[signal] ?? 0)));

@@ -37,6 +37,8 @@ const VIP = '10.96.8.1';
 const URL = 'http://echo.demo:8080/';
 const ZT_ID = 'spiffe://cluster.local/ns/istio-system/sa/ztunnel';
 const STEP_TIMEOUT_MS = 20_000;
+// `netns-mesh.sh down` deletes a handful of namespaces; far longer than that means it hangs, and teardown must end.
+const MESH_DOWN_TIMEOUT_MS = 30_000;
 
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 const dim = (s: string) => (process.stdout.isTTY ? `\x1b[2m${s}\x1b[0m` : s);
@@ -79,7 +81,12 @@ class NetnsDemo {
 
   async run(): Promise<number> {
     const onSignal = (signal: NodeJS.Signals) => {
-      if (this.interrupted) return;
+      if (this.interrupted) {
+        // A second signal: the user will not wait for the graceful teardown. Kill and remove everything now.
+        console.error(`\n${signal} again: killing every process and removing the namespaces now`);
+        this.teardownSync();
+        process.exit(128 + (constants.signals[signal] ?? 0));
+      }
       this.interrupted = signal;
       if (!this.keeping) console.error(`\n${signal}: stopping; tearing everything down`);
       this.abort.abort(new Interrupted(`interrupted by ${signal}`));
@@ -128,7 +135,7 @@ class NetnsDemo {
     console.log(bold('ambient-ts mesh demo --netns') + dim(`  (namespaces ${P}-*, working directory ${this.dir})`));
 
     this.step('Preflight');
-    say('ok', 'root, bash, ip, iptables, curl, tcpdump and the SO_ORIGINAL_DST addon are all here');
+    say('ok', 'root, bash, ip, iptables, iptables-restore, curl, tcpdump and the SO_ORIGINAL_DST addon are all here');
     const existing = this.namespaces();
     if (existing.length > 0) {
       throw new Error(
@@ -548,7 +555,11 @@ class NetnsDemo {
           execFile(
             'bash',
             [this.script, 'down'],
-            { env: { ...process.env, NETNS_MESH_PREFIX: this.options.prefix } },
+            {
+              env: { ...process.env, NETNS_MESH_PREFIX: this.options.prefix },
+              timeout: MESH_DOWN_TIMEOUT_MS,
+              killSignal: 'SIGKILL',
+            },
             (err, _out, errOut) => {
               if (err) console.error(`  scripts/netns-mesh.sh down failed: ${errOut || err.message}`);
               resolve();
@@ -573,12 +584,15 @@ class NetnsDemo {
         execFileSync('bash', [this.script, 'down'], {
           env: { ...process.env, NETNS_MESH_PREFIX: this.options.prefix },
           stdio: 'ignore',
+          timeout: MESH_DOWN_TIMEOUT_MS,
+          killSignal: 'SIGKILL',
         });
       } catch {
         // Reported by the next run's preflight, which names the leftover namespaces.
       }
     }
     rmSync(this.dir, { recursive: true, force: true });
+    this.tornDown = true;
   }
 }
 

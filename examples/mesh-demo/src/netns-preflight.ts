@@ -11,9 +11,14 @@ export const NETNS_COMMANDS: ReadonlyArray<readonly [command: string, debianPack
   ['bash', 'bash'],
   ['ip', 'iproute2'],
   ['iptables', 'iptables'],
+  // `ztunnel iptables install` applies its rules as one iptables-restore transaction.
+  ['iptables-restore', 'iptables'],
   ['curl', 'curl'],
   ['tcpdump', 'tcpdump'],
 ];
+
+/** How to run the demo as root without losing node and npx to sudo's own PATH. */
+export const SUDO_COMMAND = 'sudo env "PATH=$PATH" npx -y pnpm@10.34.8 demo --netns';
 
 /** The facts the check depends on; tests pass their own. */
 export interface PreflightProbe {
@@ -41,7 +46,7 @@ export function netnsPreflight(probe: PreflightProbe = systemProbe()): string[] 
   const missing: string[] = [];
   if (probe.uid !== 0) {
     missing.push(
-      `root: creating network namespaces and iptables rules needs root (this is uid ${probe.uid ?? '?'}); run it with sudo`,
+      `root: creating network namespaces and iptables rules needs root (this is uid ${probe.uid ?? '?'}); run it with sudo, keeping your PATH (sudo may reset it and lose node and npx): ${SUDO_COMMAND}`,
     );
   }
   for (const [command, pkg] of NETNS_COMMANDS) {

@@ -8,7 +8,11 @@ export interface LogLine {
   [k: string]: unknown;
 }
 
+/** How many log lines a Proc keeps: enough for the walk-through's waits, bounded for a demo kept running. */
+export const PROC_LOG_LINES = 2000;
+
 export class Proc {
+  /** The last PROC_LOG_LINES log lines, oldest first. */
   readonly logs: LogLine[] = [];
   private readonly waiters = new Set<{
     match: (l: LogLine) => boolean;
@@ -50,8 +54,7 @@ export class Proc {
 
   /** First matching line logged from now on. */
   next(match: (l: LogLine) => boolean): Promise<LogLine> {
-    const from = this.logs.length;
-    return this.waitFor((l) => this.logs.indexOf(l) >= from && match(l));
+    return new Promise((resolve, reject) => this.waiters.add({ match, resolve, reject }));
   }
 
   /** SIGTERM (a graceful drain), then SIGKILL if the process is still there after `graceMs`. */
@@ -74,6 +77,7 @@ export class Proc {
       return;
     }
     this.logs.push(l);
+    if (this.logs.length > PROC_LOG_LINES) this.logs.splice(0, this.logs.length - PROC_LOG_LINES);
     for (const w of [...this.waiters]) {
       if (w.match(l)) {
         this.waiters.delete(w);

@@ -77,13 +77,13 @@ describe('netns preflight', () => {
     const missing = netnsPreflight(
       probe({
         uid: 1000,
-        hasCommand: (c) => c !== 'iptables' && c !== 'tcpdump',
+        hasCommand: (c) => c !== 'iptables-restore' && c !== 'tcpdump',
         originalDst: () => ({ available: false, reason: 'native addon did not load' }),
       }),
     );
     expect(missing).toEqual([
-      'root: creating network namespaces and iptables rules needs root (this is uid 1000); run it with sudo',
-      'iptables: not found on PATH (Debian package iptables)',
+      'root: creating network namespaces and iptables rules needs root (this is uid 1000); run it with sudo, keeping your PATH (sudo may reset it and lose node and npx): sudo env "PATH=$PATH" npx -y pnpm@10.34.8 demo --netns',
+      'iptables-restore: not found on PATH (Debian package iptables)',
       'tcpdump: not found on PATH (Debian package tcpdump)',
       'the @ambient-ts/original-dst native addon (SO_ORIGINAL_DST): native addon did not load',
     ]);
@@ -114,6 +114,7 @@ describe('pnpm demo --netns where it cannot run', () => {
     for (const [cmd, pkg] of [
       ['ip', 'iproute2'],
       ['iptables', 'iptables'],
+      ['iptables-restore', 'iptables'],
       ['curl', 'curl'],
       ['tcpdump', 'tcpdump'],
     ])
@@ -132,7 +133,7 @@ describe('pnpm demo --netns where it cannot run', () => {
     const run = runDemo(['--netns'], { argv0: asUser ?? [] });
     expect(await run.exited).toBe(2);
     expect(run.output()).toMatch(
-      /- root: creating network namespaces and iptables rules needs root \(this is uid \d+\); run it with sudo\n/,
+      /- root: creating network namespaces and iptables rules needs root \(this is uid \d+\); run it with sudo, keeping your PATH \(sudo may reset it and lose node and npx\): sudo env "PATH=\$PATH" npx -y pnpm@10\.34\.8 demo --netns\n/,
     );
   });
 });
