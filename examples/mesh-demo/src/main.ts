@@ -20,6 +20,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { runNetnsDemo } from './netns-demo.js';
+import { DENY_YAML } from './policies.js';
 import { type Proc, runTs } from './processes.js';
 import { httpGet, readExactly, SocksRefused, socksConnect } from './socks.js';
 
@@ -347,17 +348,6 @@ apiVersion: v1
 kind: Service
 metadata: {name: tcp-echo, namespace: demo}
 spec: {selector: {app: tcp-echo}, clusterIP: 10.96.0.11, ports: [{name: tcp, port: 9000, targetPort: 9000}]}
-`;
-
-const DENY_YAML = `apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: deny-client, namespace: demo}
-spec:
-  selector: {matchLabels: {app: echo}}
-  action: DENY
-  rules:
-  - from:
-    - source: {principals: ["cluster.local/ns/demo/sa/client"]}
 `;
 
 async function shutdown(): Promise<void> {

@@ -15,6 +15,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { netnsPreflight, preflightReport } from './netns-preflight.js';
+import { DENY_YAML } from './policies.js';
 import { Proc, runTs, tsCommand } from './processes.js';
 
 export interface NetnsDemoOptions {
@@ -642,15 +643,4 @@ apiVersion: v1
 kind: Service
 metadata: {name: echo, namespace: demo}
 spec: {selector: {app: echo}, clusterIP: ${VIP}, ports: [{name: http, port: 8080, targetPort: 8080}]}
-`;
-
-const DENY_YAML = `apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: deny-client, namespace: demo}
-spec:
-  selector: {matchLabels: {app: echo}}
-  action: DENY
-  rules:
-  - from:
-    - source: {principals: ["cluster.local/ns/demo/sa/client"]}
 `;

@@ -71,45 +71,22 @@ async function runChild(which: string, args: string[]): Promise<void> {
 
   if (which === 'tls-server') {
     // The floor for any tunnel built on node:tls: a TLS 1.3 relay with no HTTP/2 at all, piped both ways.
-    const server = tls.createServer(
-      {
-        key: pems.serverKey,
-        cert: pems.serverCert,
-        ca: pems.root,
-        requestCert: true,
-        rejectUnauthorized: true,
-        minVersion: 'TLSv1.3',
-      },
-      (s) => {
-        s.setNoDelay(true);
-        const up = net.connect({ host: '127.0.0.1', port: sinkPort, allowHalfOpen: true });
-        up.setNoDelay(true);
-        up.on('error', () => s.destroy());
-        s.on('error', () => up.destroy());
-        s.pipe(up);
-        up.pipe(s);
-      },
-    );
+    const server = tls.createServer(tlsServerOptions(pems), (s) => {
+      s.setNoDelay(true);
+      const up = net.connect({ host: '127.0.0.1', port: sinkPort, allowHalfOpen: true });
+      up.setNoDelay(true);
+      pipeBothWays(s, up);
+    });
     send({ port: await listenPort(server as unknown as net.Server) });
     return;
   }
   if (which === 'tls-client') {
     const tlsPort = Number(args[0]);
     const listener = localListener(async (local) => {
-      const t = tls.connect({
-        host: '127.0.0.1',
-        port: tlsPort,
-        key: pems.clientKey,
-        cert: pems.clientCert,
-        ca: pems.root,
-        checkServerIdentity: () => undefined,
-      });
+      const t = tls.connect(tlsClientOptions(pems, tlsPort));
       t.setNoDelay(true);
       await once(t, 'secureConnect');
-      t.on('error', () => local.destroy());
-      local.on('error', () => t.destroy());
-      local.pipe(t);
-      t.pipe(local);
+      pipeBothWays(local, t);
     });
     send({ port: await listenPort(listener) });
     return;
@@ -199,6 +176,37 @@ async function runChild(which: string, args: string[]): Promise<void> {
     return;
   }
   throw new Error(`unknown role ${which}`);
+}
+
+/** Mutual TLS 1.3 with the bench PKI, for the plain node:tls paths. */
+function tlsServerOptions(pems: Pems): tls.TlsOptions {
+  return {
+    key: pems.serverKey,
+    cert: pems.serverCert,
+    ca: pems.root,
+    requestCert: true,
+    rejectUnauthorized: true,
+    minVersion: 'TLSv1.3',
+  };
+}
+
+function tlsClientOptions(pems: Pems, port: number): tls.ConnectionOptions {
+  return {
+    host: '127.0.0.1',
+    port,
+    key: pems.clientKey,
+    cert: pems.clientCert,
+    ca: pems.root,
+    checkServerIdentity: () => undefined,
+  };
+}
+
+/** The naive relay: pipe() each way, an error on either side destroys the other. */
+function pipeBothWays(a: Duplex, b: Duplex): void {
+  a.on('error', () => b.destroy());
+  b.on('error', () => a.destroy());
+  a.pipe(b);
+  b.pipe(a);
 }
 
 function localListener(onConn: (s: net.Socket) => Promise<unknown>): net.Server {
@@ -291,27 +299,17 @@ async function main(): Promise<void> {
     const setups: Setup[] = [];
     setups.push({ name: 'raw TCP', pids: [], connect: tcpTo(sinkPort), stop: async () => {} });
 
-    const tlsSink = tls.createServer(
-      { key: pems.serverKey, cert: pems.serverCert, ca: pems.root, requestCert: true, minVersion: 'TLSv1.3' },
-      (s) => {
-        s.setNoDelay(true);
-        sinkHandler(s);
-      },
-    );
+    const tlsSink = tls.createServer(tlsServerOptions(pems), (s) => {
+      s.setNoDelay(true);
+      sinkHandler(s);
+    });
     const tlsPort = await listenPort(tlsSink as unknown as net.Server);
     stops.push(() => tlsSink.close());
     setups.push({
       name: 'Node TLS 1.3 direct',
       pids: [],
       connect: () => {
-        const s = tls.connect({
-          host: '127.0.0.1',
-          port: tlsPort,
-          key: pems.clientKey,
-          cert: pems.clientCert,
-          ca: pems.root,
-          checkServerIdentity: () => undefined,
-        });
+        const s = tls.connect(tlsClientOptions(pems, tlsPort));
         s.setNoDelay(true);
         return s;
       },

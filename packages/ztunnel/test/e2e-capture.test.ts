@@ -1,13 +1,12 @@
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import type { Server } from 'node:net';
-import { join } from 'node:path';
 import { originalDstSupport } from '@ambient-ts/original-dst';
 import * as dns from 'dns-packet';
-import { parseConfig } from '../src/config.js';
 import { Logger } from '../src/logger.js';
 import type { OriginalDstLookup } from '../src/outbound-capture.js';
 import { Ztunnel } from '../src/ztunnel.js';
+import { LogTap } from './helpers/log-tap.js';
 import { docs, Mesh, pod, splitHostPort, svc } from './helpers/mesh.js';
 import { dial, echoServer, readAll, readBytes } from './helpers/net.js';
 
@@ -25,36 +24,13 @@ const GONE = '127.0.111.20';
 jest.setTimeout(60_000);
 
 function config(mesh: Mesh, extra: string[]) {
-  const parsed = parseConfig([
-    '--control-plane',
-    `127.0.0.1:${mesh.cpPort}`,
-    '--trust-bundle',
-    join(mesh.stateDir, 'root-cert.pem'),
-    '--token-file',
-    join(mesh.dir, 'token-node-1'),
-    '--node',
-    'node-1',
-    '--node-ip',
-    N1,
-    '--socks5-port',
-    '0',
-    '--admin-port',
-    '0',
-    '--metrics-port',
-    '0',
-    '--readiness-port',
-    '0',
-    ...extra,
-  ]);
-  if (parsed.help) throw new Error('unexpected help');
-  return parsed.config;
+  return mesh.ztunnelConfig('node-1', N1, extra);
 }
 
 describe('ztunnel outbound capture and DNS proxy (loopback)', () => {
   const mesh = new Mesh('capture');
   let echo: { server: Server; port: number };
-  const lines: string[] = [];
-  const waiters: Array<{ match: (line: string) => boolean; resolve: (line: string) => void }> = [];
+  const log = new LogTap();
   let z1: Ztunnel;
   let target = { address: VIP, port: 80, family: 4 as const };
   const injected: OriginalDstLookup = {
@@ -64,7 +40,7 @@ describe('ztunnel outbound capture and DNS proxy (loopback)', () => {
 
   /** Resolves with the next log line of z1 (after this call) that matches. */
   function nextLine(match: (line: string) => boolean): Promise<string> {
-    return new Promise((resolve) => waiters.push({ match, resolve }));
+    return log.next(match);
   }
 
   beforeAll(async () => {
@@ -89,17 +65,7 @@ describe('ztunnel outbound capture and DNS proxy (loopback)', () => {
         '--dns-upstream',
         '127.0.0.1:9',
       ]),
-      logger: new Logger({
-        write: (l) => {
-          lines.push(l);
-          for (const w of [...waiters]) {
-            if (w.match(l)) {
-              waiters.splice(waiters.indexOf(w), 1);
-              w.resolve(l);
-            }
-          }
-        },
-      }),
+      logger: new Logger({ write: log.write }),
       originalDst: injected,
     });
     await z1.whenReady();
@@ -117,7 +83,7 @@ describe('ztunnel outbound capture and DNS proxy (loopback)', () => {
     expect((await readBytes(s, 21)).toString()).toBe('hello through capture');
     s.end();
     await readAll(s);
-    expect(lines.join('')).toMatch(/dst\.service=echo\.default\.svc\.cluster\.local/);
+    expect(log.lines.join('')).toMatch(/dst\.service=echo\.default\.svc\.cluster\.local/);
   });
 
   it('refuses a captured connection from an address that is no workload on the node', async () => {

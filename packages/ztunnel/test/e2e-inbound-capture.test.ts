@@ -1,10 +1,9 @@
 import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
-import { join } from 'node:path';
-import { parseConfig } from '../src/config.js';
 import { Logger } from '../src/logger.js';
 import type { OriginalDstLookup } from '../src/outbound-capture.js';
 import { Ztunnel } from '../src/ztunnel.js';
+import { LogTap } from './helpers/log-tap.js';
 import { docs, Mesh, pod, splitHostPort, svc } from './helpers/mesh.js';
 import { dial, readAll } from './helpers/net.js';
 
@@ -38,10 +37,7 @@ async function taggedServer(host: string, tag: string): Promise<{ server: Server
 
 describe('plaintext inbound takes its target from the original destination', () => {
   const mesh = new Mesh('inbound-capture');
-  const waiters: Array<{
-    match: (l: Record<string, unknown>) => boolean;
-    resolve: (l: Record<string, unknown>) => void;
-  }> = [];
+  const log = new LogTap();
   let served: { server: Server; port: number };
   let unlisted: { server: Server; port: number };
   let z: Ztunnel;
@@ -59,39 +55,20 @@ describe('plaintext inbound takes its target from the original destination', () 
   };
 
   function config(hbonePort = 15208) {
-    const parsed = parseConfig([
-      '--control-plane',
-      `127.0.0.1:${mesh.cpPort}`,
-      '--trust-bundle',
-      join(mesh.stateDir, 'root-cert.pem'),
-      '--token-file',
-      join(mesh.dir, 'token-node-1'),
-      '--node',
-      'node-1',
-      '--node-ip',
-      N1,
+    return mesh.ztunnelConfig('node-1', N1, [
       '--inbound-bind',
       N1,
       '--hbone-port',
       String(hbonePort),
       '--plaintext-port',
       '0',
-      '--socks5-port',
-      '0',
-      '--admin-port',
-      '0',
-      '--metrics-port',
-      '0',
-      '--readiness-port',
-      '0',
     ]);
-    if (parsed.help) throw new Error('unexpected help');
-    return parsed.config;
   }
 
   /** Resolves with the next log line (after this call) that matches. */
   function nextLog(match: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
-    return new Promise((resolve) => waiters.push({ match, resolve }));
+    const parse = (line: string) => JSON.parse(line) as Record<string, unknown>;
+    return log.next((line) => match(parse(line))).then(parse);
   }
 
   beforeAll(async () => {
@@ -108,18 +85,7 @@ describe('plaintext inbound takes its target from the original destination', () 
     await mesh.startControlPlane(['node-1']);
     z = await Ztunnel.start({
       config: config(),
-      logger: new Logger({
-        format: 'json',
-        write: (line) => {
-          const parsed = JSON.parse(line) as Record<string, unknown>;
-          for (const w of [...waiters]) {
-            if (w.match(parsed)) {
-              waiters.splice(waiters.indexOf(w), 1);
-              w.resolve(parsed);
-            }
-          }
-        },
-      }),
+      logger: new Logger({ format: 'json', write: log.write }),
       originalDst: injected,
     });
     await z.whenReady();

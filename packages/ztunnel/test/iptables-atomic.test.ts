@@ -9,31 +9,15 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { captureRules, installCaptureRules, type Runner, removeCaptureRules } from '../src/iptables-rules.js';
+import { REPO_ROOT, rootTestUnavailable, ZTUNNEL_CLI } from './helpers/root-tools.js';
 
-const ROOT = join(__dirname, '..', '..', '..');
-const SCRIPT = join(ROOT, 'scripts', 'ztunnel-iptables.sh');
-const ZTUNNEL = [
-  process.execPath,
-  '--conditions=@ambient-ts/source',
-  '--import',
-  'tsx',
-  join(ROOT, 'packages', 'ztunnel', 'src', 'cli.ts'),
-];
+const SCRIPT = join(REPO_ROOT, 'scripts', 'ztunnel-iptables.sh');
 const NETNS = `ambatom${process.pid % 100000}`;
 
-function unavailable(): string | undefined {
-  if (process.platform !== 'linux') return 'needs Linux network namespaces';
-  if (process.getuid?.() !== 0) return 'needs root (ip netns, iptables)';
-  for (const cmd of ['ip', 'iptables', 'iptables-restore', 'ip6tables', 'ip6tables-restore']) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
-    } catch {
-      return `needs ${cmd} (Debian: iproute2 / iptables)`;
-    }
-  }
-  return undefined;
-}
-const reason = unavailable();
+const reason = rootTestUnavailable(
+  ['ip', 'iptables', 'iptables-restore', 'ip6tables', 'ip6tables-restore'],
+  'iproute2 / iptables',
+);
 if (reason) console.warn(`iptables transaction tests skipped: ${reason}`);
 
 interface Result {
@@ -144,7 +128,7 @@ const count = (text: string, line: string) => text.split('\n').filter((l) => l =
 
   // The sub-command exits 2 on any error, the script 1 when iptables fails (2 is for bad arguments there).
   it.each([
-    ['the sub-command', ZTUNNEL, 'ztunnel iptables', 2],
+    ['the sub-command', ZTUNNEL_CLI, 'ztunnel iptables', 2],
     ['scripts/ztunnel-iptables.sh', [SCRIPT], 'ztunnel-iptables.sh', 1],
   ])(
     '%s: a failing restore changes nothing and says so',
@@ -180,7 +164,7 @@ const count = (text: string, line: string) => text.split('\n').filter((l) => l =
     const single = (t: { v4: string; v6: string }) => {
       for (const hook of hooks) expect([count(t.v4, hook), count(t.v6, hook)]).toEqual([1, 1]);
     };
-    expect((await inNs([...ZTUNNEL, 'iptables', 'install', ...args])).code).toBe(0);
+    expect((await inNs([...ZTUNNEL_CLI, 'iptables', 'install', ...args])).code).toBe(0);
     const first = await tables();
     single(first);
     const options = { podInterfaces: 'p+', localPodCidrs: ['10.248.1.0/24', 'fd00:248:1::/64'], ztunnelUid: 1337 };
@@ -188,7 +172,7 @@ const count = (text: string, line: string) => text.split('\n').filter((l) => l =
     expect(await tables()).toEqual(first);
     expect((await inNs([SCRIPT, 'install', ...args])).code).toBe(0);
     expect(await tables()).toEqual(first);
-    expect((await inNs([...ZTUNNEL, 'iptables', 'install', ...args])).code).toBe(0);
+    expect((await inNs([...ZTUNNEL_CLI, 'iptables', 'install', ...args])).code).toBe(0);
     expect(await tables()).toEqual(first);
 
     // A re-install with other options replaces the rules in place: the old ones go, the hooks stay single.
@@ -201,7 +185,7 @@ const count = (text: string, line: string) => text.split('\n').filter((l) => l =
     expect(changed.v6.replace('--to-ports 16001', '--to-ports 15001')).toBe(first.v6);
 
     // remove takes exactly that away.
-    expect((await inNs([...ZTUNNEL, 'iptables', 'remove', ...args])).code).toBe(0);
+    expect((await inNs([...ZTUNNEL_CLI, 'iptables', 'remove', ...args])).code).toBe(0);
     expect(await tables()).toEqual(before);
   }, 90_000);
 });

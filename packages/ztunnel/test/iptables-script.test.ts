@@ -7,16 +7,9 @@ import { execFile, execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { REPO_ROOT, rootTestUnavailable, ZTUNNEL_CLI } from './helpers/root-tools.js';
 
-const ROOT = join(__dirname, '..', '..', '..');
-const SCRIPT = join(ROOT, 'scripts', 'ztunnel-iptables.sh');
-const ZTUNNEL = [
-  process.execPath,
-  '--conditions=@ambient-ts/source',
-  '--import',
-  'tsx',
-  join(ROOT, 'packages', 'ztunnel', 'src', 'cli.ts'),
-];
+const SCRIPT = join(REPO_ROOT, 'scripts', 'ztunnel-iptables.sh');
 const NETNS = `ambipt${process.pid % 100000}`;
 
 interface Result {
@@ -33,24 +26,7 @@ function run(cmd: string, args: string[]): Promise<Result> {
   );
 }
 
-function has(cmd: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function unavailable(): string | undefined {
-  if (process.platform !== 'linux') return 'needs Linux network namespaces';
-  if (process.getuid?.() !== 0) return 'needs root (ip netns, iptables)';
-  for (const cmd of ['ip', 'iptables', 'ip6tables', 'bash']) {
-    if (!has(cmd)) return `needs ${cmd} (Debian: iproute2 / iptables / bash)`;
-  }
-  return undefined;
-}
-const reason = unavailable();
+const reason = rootTestUnavailable(['ip', 'iptables', 'ip6tables', 'bash'], 'iproute2 / iptables / bash');
 if (reason) console.warn(`ztunnel-iptables.sh rule tests skipped: ${reason}`);
 
 describe('scripts/ztunnel-iptables.sh arguments', () => {
@@ -266,7 +242,7 @@ describe('scripts/ztunnel-iptables.sh arguments', () => {
     async (_name, args) => {
       const before = await tables();
 
-      expect(await inNs(...ZTUNNEL, 'iptables', 'install', ...args)).toBe('ztunnel iptables install: done\n');
+      expect(await inNs(...ZTUNNEL_CLI, 'iptables', 'install', ...args)).toBe('ztunnel iptables install: done\n');
       const expected = await tables();
       expect(expected.v4).not.toEqual(before.v4);
       expect(expected.v6).not.toEqual(before.v6);
@@ -303,7 +279,7 @@ describe('scripts/ztunnel-iptables.sh arguments', () => {
 
   it.each([
     ['the script', [SCRIPT]],
-    ['the sub-command', [...ZTUNNEL, 'iptables']],
+    ['the sub-command', [...ZTUNNEL_CLI, 'iptables']],
   ])(
     '%s puts the hooks first, before a nat chain another program hooked earlier',
     async (_name, command) => {

@@ -5,41 +5,15 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { captureRules, installCaptureRules, type Runner, removeCaptureRules } from '../src/iptables-rules.js';
+import { hasCommand, REPO_ROOT, rootTestUnavailable, ZTUNNEL_CLI } from './helpers/root-tools.js';
 
-const ROOT = join(__dirname, '..', '..', '..');
-const SCRIPT = join(ROOT, 'scripts', 'netns-mesh.sh');
-const ZTUNNEL = [
-  process.execPath,
-  '--conditions=@ambient-ts/source',
-  '--import',
-  'tsx',
-  join(ROOT, 'packages', 'ztunnel', 'src', 'cli.ts'),
-];
+const SCRIPT = join(REPO_ROOT, 'scripts', 'netns-mesh.sh');
 const PREFIX = `ambj${process.pid % 100000}`;
 
-function unavailable(): string | undefined {
-  if (process.platform !== 'linux') return 'needs Linux network namespaces';
-  if (process.getuid?.() !== 0) return 'needs root (ip netns, iptables)';
-  for (const cmd of ['ip', 'iptables', 'bash']) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
-    } catch {
-      return `needs ${cmd} (Debian: iproute2 / iptables)`;
-    }
-  }
-  return undefined;
-}
-const reason = unavailable();
+const reason = rootTestUnavailable(['ip', 'iptables', 'bash'], 'iproute2 / iptables');
 if (reason) console.warn(`netns harness tests skipped: ${reason}`);
 const d = reason ? describe.skip : describe;
-const ip6Reason = (() => {
-  try {
-    execFileSync('sh', ['-c', 'command -v ip6tables'], { stdio: 'ignore' });
-    return undefined;
-  } catch {
-    return 'needs ip6tables (Debian: iptables)';
-  }
-})();
+const ip6Reason = hasCommand('ip6tables') ? undefined : 'needs ip6tables (Debian: iptables)';
 if (!reason && ip6Reason) console.warn(`netns harness IPv6 rules test skipped: ${ip6Reason}`);
 
 function mesh(...args: string[]): string {
@@ -173,7 +147,7 @@ d('netns-mesh.sh harness', () => {
       ];
       const before = await rules();
       const args = ['--pod-interfaces', 'p+', '--pod-cidr', '10.248.1.0/24', '--pod-cidr', 'fd00:248:1::/64'];
-      expect(await inNs('h1', ...ZTUNNEL, 'iptables', 'install', ...args)).toBe('ztunnel iptables install: done\n');
+      expect(await inNs('h1', ...ZTUNNEL_CLI, 'iptables', 'install', ...args)).toBe('ztunnel iptables install: done\n');
       const [v4, v6] = await rules();
       expect(v4).toContain('-A AMBIENT_PREROUTING -d 10.248.1.0/24 -p tcp -j REDIRECT --to-ports 15006');
       expect(v4).not.toContain('fd00:');
@@ -186,7 +160,7 @@ d('netns-mesh.sh harness', () => {
         '-A AMBIENT_OUTPUT -d fd00:248:1::/64 -p tcp -m tcp --dport 15008 -j REDIRECT --to-ports 15008',
       );
       expect(v6).not.toContain('10.248.');
-      await inNs('h1', ...ZTUNNEL, 'iptables', 'install', ...args);
+      await inNs('h1', ...ZTUNNEL_CLI, 'iptables', 'install', ...args);
       expect(await rules()).toEqual([v4, v6]);
 
       // An app in the pod connects to an IPv6 service address nobody owns; the host's [::]:15001 gets it.
@@ -194,9 +168,9 @@ d('netns-mesh.sh harness', () => {
       await capture.ready;
       expect(await fetchFrom('h1-p1', 'fd00:96::10', 80)).toBe('captured fd00:248:1::11');
 
-      expect(await inNs('h1', ...ZTUNNEL, 'iptables', 'remove', ...args)).toBe('ztunnel iptables remove: done\n');
+      expect(await inNs('h1', ...ZTUNNEL_CLI, 'iptables', 'remove', ...args)).toBe('ztunnel iptables remove: done\n');
       expect(await rules()).toEqual(before);
-      await inNs('h1', ...ZTUNNEL, 'iptables', 'remove', ...args);
+      await inNs('h1', ...ZTUNNEL_CLI, 'iptables', 'remove', ...args);
       expect(await rules()).toEqual(before);
     },
   );

@@ -8,6 +8,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ControlPlane, silentLogger } from '@ambient-ts/control-plane';
+import { parseConfig, type ZtunnelConfig } from '../../src/config.js';
 
 const CLI = resolve(__dirname, '../../src/cli.ts');
 const ROOT = resolve(__dirname, '../../../..');
@@ -144,18 +145,9 @@ export class Mesh {
     return `bootstrap-token-for-${node}-0123456789`;
   }
 
-  /** Spawn the ztunnel bin for `node` on `nodeIp`, with ephemeral node-level ports; resolves once it logged 'started'. */
-  async startZtunnel(
-    node: string,
-    nodeIp: string,
-    extra: string[] = [],
-    env: Record<string, string> = {},
-  ): Promise<ZtunnelProcess> {
-    const args = [
-      '--conditions=@ambient-ts/source',
-      '--import',
-      'tsx',
-      CLI,
+  /** ztunnel command-line arguments for `node` on `nodeIp`: this mesh's control plane, ephemeral node-level ports. */
+  ztunnelArgs(node: string, nodeIp: string, extra: string[] = []): string[] {
+    return [
       '--control-plane',
       `127.0.0.1:${this.cpPort}`,
       '--trust-bundle',
@@ -174,9 +166,30 @@ export class Mesh {
       '0',
       '--readiness-port',
       '0',
-      '--log-format',
-      'json',
       ...extra,
+    ];
+  }
+
+  /** The parsed config of {@link ztunnelArgs}, for a ztunnel started in this process. */
+  ztunnelConfig(node: string, nodeIp: string, extra: string[] = []): ZtunnelConfig {
+    const parsed = parseConfig(this.ztunnelArgs(node, nodeIp, extra));
+    if (parsed.help) throw new Error('unexpected help');
+    return parsed.config;
+  }
+
+  /** Spawn the ztunnel bin for `node` on `nodeIp`, with ephemeral node-level ports; resolves once it logged 'started'. */
+  async startZtunnel(
+    node: string,
+    nodeIp: string,
+    extra: string[] = [],
+    env: Record<string, string> = {},
+  ): Promise<ZtunnelProcess> {
+    const args = [
+      '--conditions=@ambient-ts/source',
+      '--import',
+      'tsx',
+      CLI,
+      ...this.ztunnelArgs(node, nodeIp, ['--log-format', 'json', ...extra]),
     ];
     const child = spawn(process.execPath, args, {
       cwd: ROOT,
