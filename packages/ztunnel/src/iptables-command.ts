@@ -24,9 +24,10 @@ export const IPTABLES_USAGE = `Usage: ztunnel iptables install|remove [options]
 Installs (or removes) the nat rules that send this node's pod traffic through ztunnel: pods' TCP to the
 outbound capture port, pods' DNS to the DNS proxy, HBONE and plaintext to local pods to the inbound ports.
 Both are idempotent. Install on every ztunnel start; remove only to uninstall (the rules stay across a
-restart, so pod traffic fails closed while ztunnel is down). Needs root and the nat table of iptables (and of ip6tables for IPv6). Install applies
-each family's chains, rules and hooks in one transaction with <iptables>-restore --noflush (e.g.
-iptables-restore): the chains are never empty while it runs, and when it fails that family is left as it was.
+restart, so pod traffic fails closed while ztunnel is down). Needs root and the nat table of iptables (and
+of ip6tables for IPv6). Install applies each family's chains, rules and hooks in one transaction with
+<iptables>-restore --noflush (e.g. iptables-restore): the chains are never empty while it runs, and when it
+fails that family is left as it was.
 
 IPv4 rules (iptables) are installed when a --pod-cidr is IPv4, IPv6 rules (ip6tables) when one is IPv6: give
 both CIDRs on a dual-stack node. remove takes away the rules of both families.

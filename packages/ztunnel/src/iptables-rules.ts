@@ -210,12 +210,7 @@ export async function installCaptureRules(
   const restore = restoreCommand(iptables);
   const r = await exec(restore, ['-w', '--noflush'], input);
   if (!r.ok) {
-    // iptables-restore's "Try `... -h'" line is no help here.
-    const stderr = r.stderr
-      .split('\n')
-      .map((l) => l.trim())
-      .filter((l) => l !== '' && !l.startsWith('Try `'))
-      .join(' ');
+    const stderr = iptablesMessage(r.stderr);
     const at = /line:? (\d+)/i.exec(stderr);
     const line = at ? input.split('\n')[Number(at[1]) - 1] : undefined;
     throw new ZtunnelError(
@@ -224,6 +219,15 @@ export async function installCaptureRules(
         `${iptables}'s rules were left as they were (run as root, with ${iptables}, ${restore} and the nat table available)`,
     );
   }
+}
+
+/** iptables' stderr on one line, without its "Try `... -h'" hint, which is no help here. */
+function iptablesMessage(stderr: string): string {
+  return stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('Try `'))
+    .join(' ');
 }
 
 // What iptables says when there is nothing to remove: the chain, the hook or the nat table is not there (nf_tables
@@ -244,11 +248,7 @@ export async function removeCaptureRules(
   const step = async (args: string[]): Promise<boolean> => {
     const r = await exec(iptables, ['-w', '-t', ...args]);
     if (r.ok || NOTHING_THERE.test(r.stderr)) return r.ok;
-    const stderr = r.stderr
-      .split('\n')
-      .map((l) => l.trim())
-      .filter((l) => l !== '' && !l.startsWith('Try `'))
-      .join(' ');
+    const stderr = iptablesMessage(r.stderr);
     throw new ZtunnelError(
       'ERR_ZTUNNEL_CONFIG',
       `${iptables} -w -t ${args.join(' ')} failed: ${stderr || 'no error message'}; ${iptables}'s capture rules ` +

@@ -26,7 +26,7 @@ import { nameserverFromResolvConf } from './dns-names.js';
 import { DnsProxy, stateDnsRecords } from './dns-proxy.js';
 import { ZtunnelError } from './errors.js';
 import { adminServer, metricsServer, readinessServer } from './http-endpoints.js';
-import { handlePlaintextInbound, inboundHboneHandler } from './inbound.js';
+import { handlePlaintextInbound, inboundHboneHandler, type PlaintextInboundDeps } from './inbound.js';
 import { Logger } from './logger.js';
 import { ZtunnelMetrics } from './metrics.js';
 import { workloadIdentity } from './model.js';
@@ -136,6 +136,8 @@ export class Ztunnel {
   private readonly localListeners: NetServer[] = [];
   private readonly ownListeners = new Set<string>();
   private readonly originalDst: OriginalDstLookup;
+  /** What every plaintext inbound listener hands each connection (built once, not per connection). */
+  private readonly plaintextDeps: PlaintextInboundDeps;
   private capture?: NetServer;
   private captureUnavailable?: string;
   private dns?: DnsProxy;
@@ -163,6 +165,10 @@ export class Ztunnel {
     this.config = config;
     this.onExit = options.onExit;
     this.originalDst = options.originalDst ?? kernelOriginalDst;
+    this.plaintextDeps = {
+      originalDst: this.originalDst,
+      isOwnListener: (addr, port) => this.isOwnListener(addr, port),
+    };
     this.logger = options.logger ?? new Logger({ level: config.logLevel, format: config.logFormat });
     this.policy = new PolicyEvaluator();
     this.ctx = {
@@ -653,10 +659,7 @@ export class Ztunnel {
       this.inbound.set(ip, entry);
       this.inboundErrors.delete(ip);
       const plaintext = createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) =>
-        handlePlaintextInbound(this.ctx, socket, {
-          originalDst: this.originalDst,
-          isOwnListener: (addr, port) => this.isOwnListener(addr, port),
-        }),
+        handlePlaintextInbound(this.ctx, socket, this.plaintextDeps),
       );
       try {
         const p = await listenNet(plaintext, ip, this.config.ports.plaintext);

@@ -486,18 +486,17 @@ export class H2ConnectionImpl extends EventEmitter implements H2Connection, Fram
       stream.push(chunk);
       return;
     }
-    if (stream.heldBytes === 0) {
-      stream.held = [chunk];
+    if (stream.held === null) {
+      stream.held = [];
       this.heldStreams.push(stream);
       this.scheduleFlush();
-    } else {
-      stream.held!.push(chunk);
     }
+    stream.held.push(chunk);
     stream.heldBytes += chunk.length;
     if (stream.heldBytes >= HOLD_MAX) this.releaseHeld(stream);
   }
 
-  /** Hands a stream's held DATA to its readable side as one chunk. */
+  /** Hands a stream's held DATA, if any, to its readable side as one chunk. */
   private releaseHeld(stream: H2StreamImpl): void {
     const held = stream.held;
     const bytes = stream.heldBytes;
@@ -511,7 +510,7 @@ export class H2ConnectionImpl extends EventEmitter implements H2Connection, Fram
   private releaseAllHeld(): void {
     const list = this.heldStreams;
     this.heldStreams = [];
-    for (const stream of list) if (stream.heldBytes > 0) this.releaseHeld(stream);
+    for (const stream of list) this.releaseHeld(stream);
   }
 
   onDataEnd(): void {
@@ -520,7 +519,7 @@ export class H2ConnectionImpl extends EventEmitter implements H2Connection, Fram
     if (stream !== null && !stream.destroyed) {
       if (this.dataEndStream) {
         stream.remoteEnded = true;
-        if (stream.heldBytes > 0) this.releaseHeld(stream);
+        this.releaseHeld(stream);
         stream.push(null);
         this.maybeCloseStream(stream);
       } else if (stream.credit > 0) {
@@ -707,7 +706,7 @@ export class H2ConnectionImpl extends EventEmitter implements H2Connection, Fram
       stream.emit('response', status, headers);
     } else {
       // Trailers: must end the stream and carry no pseudo-header fields (§8.1).
-      if (stream.heldBytes > 0) this.releaseHeld(stream);
+      this.releaseHeld(stream);
       if (!endStream) {
         this.streamError(stream, H2_ERROR.PROTOCOL_ERROR, 'second HEADERS without END_STREAM');
         return;
@@ -721,7 +720,7 @@ export class H2ConnectionImpl extends EventEmitter implements H2Connection, Fram
     }
     if (endStream && !stream.destroyed) {
       stream.remoteEnded = true;
-      if (stream.heldBytes > 0) this.releaseHeld(stream);
+      this.releaseHeld(stream);
       stream.push(null);
       this.maybeCloseStream(stream);
     }
