@@ -14,7 +14,7 @@ import {
   type WorkloadInfo,
   workloadIdentity,
 } from './model.js';
-import type { ProxyState } from './state.js';
+import { normalizeIp, type ProxyState } from './state.js';
 
 export interface Target {
   host: string;
@@ -65,7 +65,7 @@ export class Resolver {
       const svc = state.serviceByAddress(target.host);
       if (svc) return this.viaService(source, svc, target.host, target.port);
       const w = state.workloadByAddress(target.host);
-      if (w) return this.viaWorkload(source, w, target.port, undefined, target);
+      if (w) return this.viaWorkload(source, w, target.port, undefined, target, target.host);
       return { kind: 'passthrough', dial: target };
     }
     const svc = state.serviceByHostname(target.host);
@@ -95,18 +95,20 @@ export class Resolver {
     const endpoint = this.pickEndpoint(source, svc);
     const mapping = endpoint.services[key]?.find((p) => p.servicePort === port);
     const targetPort = mapping?.targetPort || svcPort.targetPort || port;
-    return this.viaWorkload(source, endpoint, targetPort, svc, undefined, true);
+    return this.viaWorkload(source, endpoint, targetPort, svc, undefined, vip, true);
   }
 
+  /** `asked`: the address the client used (a workload IP or a VIP); it decides which of a dual-stack workload's addresses to use. */
   private viaWorkload(
     source: WorkloadInfo,
     w: WorkloadInfo,
     port: number,
     svc: ServiceInfo | undefined,
     originalAuthority: Target | undefined,
+    asked: string | undefined,
     skipWaypoint = false,
   ): Route {
-    const ip = w.addresses[0];
+    const ip = workloadAddressFor(w, asked);
     if (ip === undefined)
       throw new ZtunnelError('ERR_ZTUNNEL_NO_ROUTE', `workload ${w.namespace}/${w.name} has no address`);
     if (!skipWaypoint && w.waypoint && !this.isWaypointItself(source, w.waypoint)) {
@@ -135,7 +137,7 @@ export class Resolver {
       let dialIp = gw.address.address;
       if (wsvc) {
         const ep = this.pickEndpoint(undefined, wsvc);
-        dialIp = ep.addresses[0] ?? dialIp;
+        dialIp = workloadAddressFor(ep, authority.host) ?? dialIp;
         ids = [workloadIdentity(ep, this.opts.trustDomain), ...wsvc.subjectAltNames];
       } else if (w) ids = [workloadIdentity(w, this.opts.trustDomain)];
       if (ids.length === 0) {
@@ -156,7 +158,7 @@ export class Resolver {
     const ep = this.pickEndpoint(undefined, wsvc);
     return {
       kind: 'hbone',
-      dial: { host: ep.addresses[0] as string, port },
+      dial: { host: workloadAddressFor(ep, authority.host) as string, port },
       authority,
       expectedIdentities: [workloadIdentity(ep, this.opts.trustDomain), ...wsvc.subjectAltNames],
       viaWaypoint: true,
@@ -219,6 +221,22 @@ function sameScope(a: WorkloadInfo, b: WorkloadInfo, scope: LoadBalancingScope):
     case 'SUBZONE':
       return (a.locality?.subzone ?? '') === (b.locality?.subzone ?? '');
   }
+}
+
+/**
+ * Which of a workload's addresses (one per family when dual-stack) to connect to, as Istio's ztunnel chooses:
+ * the address the client asked for when it is one of them, else the first of the same family as the asked
+ * address (an IPv6 VIP leads to the endpoint's IPv6 address), else the first.
+ */
+export function workloadAddressFor(w: WorkloadInfo, asked: string | undefined): string | undefined {
+  if (asked === undefined || isIP(asked) === 0) return w.addresses[0];
+  const want = normalizeIp(asked);
+  const family = isIP(want);
+  return (
+    w.addresses.find((a) => normalizeIp(a) === want) ??
+    w.addresses.find((a) => isIP(normalizeIp(a)) === family) ??
+    w.addresses[0]
+  );
 }
 
 export function hostForAuthority(ip: string): string {

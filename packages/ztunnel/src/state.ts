@@ -5,6 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
+import { formatIp, parseIp } from '@ambient-ts/xds';
 import { type AuthorizationInfo, policyKey, type ServiceInfo, serviceKey, type WorkloadInfo } from './model.js';
 
 export interface StateChange {
@@ -191,9 +192,18 @@ export class ProxyState extends EventEmitter<{ change: [StateChange] }> {
   }
 }
 
-/** IPv4-mapped IPv6 (`::ffff:127.0.1.10`, as sockets report it) and plain IPv4 are the same address. */
+/**
+ * One spelling per address, so lookups match however an address was written: IPv4-mapped IPv6
+ * (`::ffff:127.0.1.10`, as dual-stack sockets report it) is the plain IPv4 address, and IPv6 is in RFC 5952
+ * form (`FD00:96:0::1` and `fd00:96::1` are the same VIP; the xDS addresses are formatted the same way).
+ */
 export function normalizeIp(ip: string): string {
   const lower = ip.toLowerCase();
   if (lower.startsWith('::ffff:') && isIP(lower.slice(7)) === 4) return lower.slice(7);
-  return lower;
+  if (isIP(lower) !== 6) return lower;
+  const bytes = parseIp(lower);
+  if (bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) {
+    return formatIp(bytes.subarray(12));
+  }
+  return formatIp(bytes);
 }

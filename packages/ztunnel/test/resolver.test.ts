@@ -257,4 +257,50 @@ describe('Resolver', () => {
     );
     expect(codeOf(() => resolver.resolve(client, { host: '10.96.0.1', port: 81 }))).toBe('ERR_ZTUNNEL_NO_ROUTE');
   });
+  it('dual-stack: a workload IP is used as asked, a VIP leads to the endpoint address of its own family', () => {
+    const { state, resolver, client } = setup();
+    state.upsertService(
+      service({
+        name: 'echo',
+        addresses: [
+          { network: '', address: '10.96.0.1' },
+          { network: '', address: 'fd00:96::1' },
+        ],
+      }),
+    );
+    state.upsertWorkload(
+      workload({
+        uid: 'e1',
+        addresses: ['10.248.2.11', 'fd00:248:2::11'],
+        serviceAccount: 'echo',
+        services: { [echoKey]: [{ servicePort: 80, targetPort: 8080 }] },
+      }),
+    );
+    const via = (host: string, port: number) => {
+      const r = resolver.resolve(client, { host, port });
+      if (r.kind !== 'hbone') throw new Error(`expected hbone, got ${r.kind}`);
+      return [r.dial.host, r.authority.host, r.authority.port];
+    };
+    // Any spelling of an address finds it; IPv4-mapped IPv6 (dotted or hex) is the IPv4 address.
+    for (const spelling of ['FD00:248:2:0:0:0:0:11', 'fd00:248:2::0011', '::ffff:10.248.2.11', '::ffff:af8:20b']) {
+      expect(state.workloadByAddress(spelling)?.uid).toBe('e1');
+    }
+    expect(via('fd00:248:2::11', 9090)).toEqual(['fd00:248:2::11', 'fd00:248:2::11', 9090]);
+    expect(via('10.248.2.11', 9090)).toEqual(['10.248.2.11', '10.248.2.11', 9090]);
+    expect(via('fd00:96::1', 80)).toEqual(['fd00:248:2::11', 'fd00:248:2::11', 8080]);
+    expect(via('FD00:96:0::1', 80)).toEqual(['fd00:248:2::11', 'fd00:248:2::11', 8080]);
+    expect(via('10.96.0.1', 80)).toEqual(['10.248.2.11', '10.248.2.11', 8080]);
+    // By hostname: the family of the service's first VIP.
+    expect(via('echo.default.svc.cluster.local', 80)).toEqual(['10.248.2.11', '10.248.2.11', 8080]);
+    // An IPv4-only endpoint behind an IPv6 VIP is still reached (its only address).
+    state.upsertWorkload(
+      workload({
+        uid: 'e1',
+        addresses: ['10.248.2.11'],
+        serviceAccount: 'echo',
+        services: { [echoKey]: [{ servicePort: 80, targetPort: 8080 }] },
+      }),
+    );
+    expect(via('fd00:96::1', 80)).toEqual(['10.248.2.11', '10.248.2.11', 8080]);
+  });
 });
