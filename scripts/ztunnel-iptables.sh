@@ -17,10 +17,15 @@
 # ip6tables-restore, or the -restore of the binary named with --iptables / --ip6tables): flushing and
 # appending rule by rule would leave the chains empty for a moment (pod traffic bypassing ztunnel) and, when a
 # rule fails, the node half-captured. If the restore fails, that family's rules are left as they were.
+# A dual-stack install is all or nothing across families too: IPv4 goes first, its chains and hooks are read with
+# <iptables>-save before anything changes, and when the IPv6 transaction fails they are put back as they were
+# (one more -restore --noflush, touching only our chains and hooks: kube-proxy or Docker may be editing the
+# same table). If putting them back fails too, the error says so and what is left.
 # Nothing loops: pods are captured in PREROUTING, which ztunnel's own sockets never traverse; in OUTPUT only
 # HBONE to a local pod is redirected (to ztunnel's own inbound), and ztunnel's uid and mark return first.
 #
-# Exit status: 0 done (or --help), 2 bad arguments (nothing was changed), 1 an iptables command failed.
+# Exit status: 0 done (or --help), 2 bad arguments (nothing was changed), 1 an iptables command failed (the
+# message names it and says what was rolled back).
 set -eu
 LC_ALL=C
 export LC_ALL
@@ -39,9 +44,11 @@ rules and hooks in one transaction with <iptables>-restore --noflush (e.g. iptab
 never empty while it runs, and when it fails that family is left as it was.
 
 IPv4 rules (iptables) are installed when a --pod-cidr is IPv4, IPv6 rules (ip6tables) when one is IPv6: give
-both CIDRs on a dual-stack node. remove takes away the rules of both families (a missing binary, table or
-chain is not an error; any other failure is). Install on every ztunnel start; remove only to uninstall (the
-rules stay across a restart, so pod traffic fails closed while ztunnel is down).
+both CIDRs on a dual-stack node. IPv4 goes first; its chains and hooks are read (<iptables>-save) beforehand,
+and when IPv6 then fails they are put back as they were, so no family is left half-applied (if putting them
+back fails too, the error says what is left). remove takes away the rules of both families (a missing binary,
+table or chain is not an error; any other failure is). Install on every ztunnel start; remove only to
+uninstall (the rules stay across a restart, so pod traffic fails closed while ztunnel is down).
 
 Options (--name value or --name=value):
   --pod-interfaces <pattern>   pod veth interface names, iptables syntax ('+' wildcard)  [required, e.g. veth+]
@@ -54,11 +61,12 @@ Options (--name value or --name=value):
   --dns-port <port>            DNS proxy port          [default 15053]
   --mark <mark>                never capture packets carrying this fwmark bit(s), decimal or 0x hex  [default 0x539]
   --chain-prefix <name>        names the chains <name>_PREROUTING and <name>_OUTPUT  [default AMBIENT]
-  --iptables <command>         iptables binary, with <command>-restore next to it    [default iptables]
-  --ip6tables <command>        ip6tables binary, with <command>-restore next to it   [default ip6tables]
+  --iptables <command>         iptables binary, with <command>-restore and -save next to it   [default iptables]
+  --ip6tables <command>        ip6tables binary, with <command>-restore and -save next to it  [default ip6tables]
   -h, --help                   this text
 
-Exit status: 0 done, 2 bad arguments (nothing changed), 1 an iptables command failed.
+Exit status: 0 done, 2 bad arguments (nothing changed), 1 an iptables command failed (the message names it
+and says what was rolled back).
 EOF
 }
 
@@ -370,30 +378,124 @@ restore_input() {
   printf 'COMMIT\n'
 }
 
-install_family() {
-  ipt=$1
-  cidrs=$2
-  why=$3
-  restore=$ipt-restore
-  for cmd in "$ipt" "$restore"; do
-    if ! command -v "$cmd" >/dev/null 2>&1; then
-      printf '%s: %s: command not found (install iptables, or name the binary with --%s, which needs its -restore next to it; %s)\n' \
-        "$PROG" "$cmd" "$4" "$why" >&2
+# An iptables command's error output on one line, without its "Try ... -h" hint, which is no help here.
+one_line() {
+  printf '%s\n' "$1" | grep -v -e '^Try `' -e '^[[:space:]]*$' | paste -s -d ' ' -
+}
+
+# Before anything changes: exits 1 naming the first missing command of $1$4, $1$5, ... (suffix '' is $1 itself);
+# $2 is the option that names $1, $3 says why the family is installed.
+require_commands() {
+  rc_ipt=$1
+  rc_option=$2
+  rc_why=$3
+  shift 3
+  for rc_suffix in "$@"; do
+    if ! command -v "$rc_ipt$rc_suffix" >/dev/null 2>&1; then
+      printf '%s: %s: command not found (install iptables, or name the binary with --%s, which needs its -restore and -save next to it; %s)\n' \
+        "$PROG" "$rc_ipt$rc_suffix" "$rc_option" "$rc_why" >&2
       exit 1
     fi
   done
+}
+
+# Installs one family ($1 the iptables command, $2 its pod CIDRs) in one transaction; on failure prints the error,
+# after $3 (a prefix naming the family when other families are rolled back), and returns 1.
+install_family() {
+  ipt=$1
+  cidrs=$2
+  restore=$ipt-restore
   # Checked before the transaction: a hook is added only when absent, so a re-install never adds a second one.
   hooks=''
   "$ipt" -w -t nat -C PREROUTING -j "$PRE" >/dev/null 2>&1 || hooks="$hooks PREROUTING"
   "$ipt" -w -t nat -C OUTPUT -j "$OUT" >/dev/null 2>&1 || hooks="$hooks OUTPUT"
   restore_err=$(restore_input "$cidrs" "$hooks" | "$restore" -w --noflush 2>&1 >/dev/null) && return 0
   restore_status=$?
-  # iptables-restore's "Try ... -h" line is no help here.
-  restore_err=$(printf '%s\n' "$restore_err" | grep -v -e '^Try `' -e '^[[:space:]]*$' | paste -s -d ' ' -)
+  restore_err=$(one_line "$restore_err")
   [ -n "$restore_err" ] || restore_err="exit status $restore_status"
-  printf "%s --noflush failed: %s; %s's rules were left as they were (run as root, with %s, %s and the nat table available)\n" \
-    "$restore" "$restore_err" "$ipt" "$ipt" "$restore" >&2
-  exit 1
+  printf "%s%s --noflush failed: %s; %s's rules were left as they were (run as root, with %s, %s and the nat table available)\n" \
+    "$3" "$restore" "$restore_err" "$ipt" "$ipt" "$restore" >&2
+  return 1
+}
+
+# Prints the lines of `$1-save -t nat` about our chains: their declarations, their rules and the hooks that jump
+# to them (ownLines() in iptables-snapshot.ts); on failure prints the error instead and returns 1.
+snapshot() {
+  snap_saved=$("$1-save" -t nat 2>&1) || {
+    snap_err=$(one_line "$snap_saved")
+    printf '%s-save -t nat failed: %s' "$1" "${snap_err:-no error message}"
+    return 1
+  }
+  printf '%s\n' "$snap_saved" |
+    grep -e "^:$PRE " -e "^:$OUT " -e "^-A $PRE " -e "^-A $OUT " -e "^-A PREROUTING -j $PRE\$" -e "^-A OUTPUT -j $OUT\$" || :
+}
+
+# Whether snapshot $1 declares chain $2.
+declares() {
+  printf '%s\n' "$1" | grep -q -e "^:$2 "
+}
+
+# How many times snapshot $1 has the hook "-A $2 -j $3".
+hook_count() {
+  printf '%s\n' "$1" | grep -c -x -F -e "-A $2 -j $3" || :
+}
+
+# The restore input that turns our chains and hooks from snapshot $2 (now) back into snapshot $1 (before this
+# install), as rollbackInput() in iptables-snapshot.ts writes it: each chain that exists in either is declared
+# (creating or flushing it), hooks are deleted or inserted until as many jump to it as before, then a chain that
+# existed gets its old rules back (verbatim from -save, which writes them as -restore reads them) and one that did
+# not is deleted.
+rollback_input() {
+  printf '*nat\n'
+  for rb_chain in "$PRE" "$OUT"; do
+    if declares "$1" "$rb_chain" || declares "$2" "$rb_chain"; then printf ':%s - [0:0]\n' "$rb_chain"; fi
+  done
+  for rb_chain_hook in "$PRE PREROUTING" "$OUT OUTPUT"; do
+    rb_chain=${rb_chain_hook% *}
+    rb_hook=${rb_chain_hook#* }
+    rb_was=$(hook_count "$1" "$rb_hook" "$rb_chain")
+    rb_is=$(hook_count "$2" "$rb_hook" "$rb_chain")
+    # -D takes the first match, which is the hook install inserted at the top.
+    while [ "$rb_is" -gt "$rb_was" ]; do
+      printf -- '-D %s -j %s\n' "$rb_hook" "$rb_chain"
+      rb_is=$((rb_is - 1))
+    done
+    while [ "$rb_is" -lt "$rb_was" ]; do
+      printf -- '-I %s 1 -j %s\n' "$rb_hook" "$rb_chain"
+      rb_is=$((rb_is + 1))
+    done
+    if declares "$1" "$rb_chain"; then
+      printf '%s\n' "$1" | grep -e "^-A $rb_chain " || :
+    elif declares "$2" "$rb_chain"; then
+      printf -- '-X %s\n' "$rb_chain"
+    fi
+  done
+  printf 'COMMIT\n'
+}
+
+# Puts family $2 (iptables command $1) back as snapshot $3 holds it, in one transaction, and says so; when that
+# fails, says what is left (this install's rules) and what was there before, for an operator to fix by hand.
+roll_back() {
+  rb_ipt=$1
+  # Read again rather than assumed: how many hooks are there now decides how many to delete.
+  if rb_now=$(snapshot "$rb_ipt"); then
+    rb_err=$(rollback_input "$3" "$rb_now" | "$rb_ipt-restore" -w --noflush 2>&1 >/dev/null) && {
+      printf '%s was rolled back: its rules are as they were before this install.\n' "$2" >&2
+      return 0
+    }
+    rb_err=$(one_line "$rb_err")
+    rb_err="$rb_ipt-restore --noflush failed: ${rb_err:-no error message}"
+  else
+    rb_err=$rb_now
+  fi
+  printf "Rolling back %s failed too (%s), so the node is half-applied: %s still has this install's rules in %s and %s, hooked from PREROUTING and OUTPUT. " \
+    "$2" "$rb_err" "$rb_ipt" "$PRE" "$OUT" >&2
+  if [ -z "$3" ]; then
+    printf 'Before this install %s had none of these chains (remove takes them away, in both families).\n' "$rb_ipt" >&2
+  else
+    printf 'Before this install %s-save showed these lines of them (install again with the options that made them to get them back):\n' "$rb_ipt" >&2
+    printf '%s\n' "$3" | sed 's/^/    /' >&2
+  fi
 }
 
 # One step of remove: succeeds when iptables did, fails (status 1) when it said there was nothing to remove (the
@@ -407,7 +509,7 @@ remove_step() {
       return 1
       ;;
   esac
-  step_err=$(printf '%s\n' "$step_err" | grep -v -e '^Try `' -e '^[[:space:]]*$' | paste -s -d ' ' -)
+  step_err=$(one_line "$step_err")
   [ -n "$step_err" ] || step_err='no error message'
   printf "%s failed: %s; %s's capture rules were not (all) removed (run as root, and remove any rule of your own that jumps to these chains)\n" \
     "$*" "$step_err" "$1" >&2
@@ -428,9 +530,28 @@ remove_family() {
 }
 
 if [ "$ACTION" = install ]; then
-  # IPv4 first, as the sub-command does; a family without pod CIDRs has nothing to capture.
-  [ -z "$CIDRS4" ] || install_family "$IPTABLES" "$CIDRS4" 'IPv4 rules are installed because a --pod-cidr is IPv4' iptables
-  [ -z "$CIDRS6" ] || install_family "$IP6TABLES" "$CIDRS6" 'IPv6 rules are installed because a --pod-cidr is IPv6' ip6tables
+  # IPv4 first, as the sub-command does; a family without pod CIDRs has nothing to capture. On a dual-stack node
+  # IPv4 is read before anything changes, to be put back if IPv6 fails (a single family needs no -save).
+  if [ -n "$CIDRS4" ] && [ -n "$CIDRS6" ]; then
+    require_commands "$IPTABLES" iptables 'IPv4 rules are installed because a --pod-cidr is IPv4' '' -restore -save
+    require_commands "$IP6TABLES" ip6tables 'IPv6 rules are installed because a --pod-cidr is IPv6' '' -restore
+    BEFORE4=$(snapshot "$IPTABLES") || {
+      printf "%s; nothing was changed (the IPv4 (%s) rules are read first, to put them back if a later family fails; run as root, with %s-save next to %s)\n" \
+        "$BEFORE4" "$IPTABLES" "$IPTABLES" "$IPTABLES" >&2
+      exit 1
+    }
+    install_family "$IPTABLES" "$CIDRS4" '' || exit 1
+    if ! install_family "$IP6TABLES" "$CIDRS6" "IPv6 ($IP6TABLES) install failed: "; then
+      roll_back "$IPTABLES" "IPv4 ($IPTABLES)" "$BEFORE4"
+      exit 1
+    fi
+  elif [ -n "$CIDRS4" ]; then
+    require_commands "$IPTABLES" iptables 'IPv4 rules are installed because a --pod-cidr is IPv4' '' -restore
+    install_family "$IPTABLES" "$CIDRS4" '' || exit 1
+  else
+    require_commands "$IP6TABLES" ip6tables 'IPv6 rules are installed because a --pod-cidr is IPv6' '' -restore
+    install_family "$IP6TABLES" "$CIDRS6" '' || exit 1
+  fi
 else
   # Each family in a subshell, which a failed step exits: the other family is still removed, then exit 1.
   remove_failed=false

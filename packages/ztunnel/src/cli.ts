@@ -2,31 +2,16 @@
 /**
  * `ztunnel` bin: parse flags and environment, start, drain on SIGTERM/SIGINT or /quitquitquit, exit.
  * Configuration errors print every problem and exit 2; start-up failures exit 1.
- * `ztunnel iptables install|remove ...` installs or removes the node's capture rules and exits.
+ * `ztunnel iptables install|remove ...` installs or removes the node's capture rules and exits: 2 for bad
+ * arguments, 1 when an iptables command failed (iptablesMain).
  */
 import { helpText, parseConfig } from './config.js';
 import { ZtunnelError } from './errors.js';
-import { IPTABLES_USAGE, parseIptablesCommand, runIptablesCommand } from './iptables-command.js';
+import { iptablesMain } from './iptables-command.js';
 import { Ztunnel } from './ztunnel.js';
 
-async function iptables(argv: string[]): Promise<number> {
-  try {
-    const cmd = parseIptablesCommand(argv);
-    if ('help' in cmd) {
-      process.stdout.write(IPTABLES_USAGE);
-      return 0;
-    }
-    await runIptablesCommand(cmd);
-    process.stdout.write(`ztunnel iptables ${cmd.action}: done\n`);
-    return 0;
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n`);
-    return 2;
-  }
-}
-
 async function main(): Promise<number | undefined> {
-  if (process.argv[2] === 'iptables') return iptables(process.argv.slice(3));
+  if (process.argv[2] === 'iptables') return iptablesMain(process.argv.slice(3), process);
   let parsed: ReturnType<typeof parseConfig>;
   try {
     parsed = parseConfig(process.argv.slice(2), process.env);

@@ -5,7 +5,8 @@
  * redirected to a closed port and fails rather than bypassing the mesh (fail closed). IPv6 rules
  * (ip6tables) are installed when a pod CIDR is IPv6, IPv4 rules when one is IPv4: a family without pod
  * addresses has no pod traffic to capture, and a node without IPv6 need not have ip6tables' nat table. Remove
- * takes both families away whatever CIDRs it is given, so it always leaves nothing behind.
+ * takes both families away whatever CIDRs it is given, so it always leaves nothing behind. A dual-stack install is
+ * all or nothing: when the IPv6 transaction fails, the IPv4 rules this run installed are rolled back.
  */
 import { ZtunnelError } from './errors.js';
 import {
@@ -17,7 +18,10 @@ import {
   type RuleSet,
   type Runner,
   removeCaptureRules,
+  runCommand,
+  saveCommand,
 } from './iptables-rules.js';
+import { type CaptureSnapshot, restoreCaptureRules, snapshotCaptureRules } from './iptables-snapshot.js';
 
 export const IPTABLES_USAGE = `Usage: ztunnel iptables install|remove [options]
 
@@ -30,7 +34,9 @@ of ip6tables for IPv6). Install applies each family's chains, rules and hooks in
 fails that family is left as it was.
 
 IPv4 rules (iptables) are installed when a --pod-cidr is IPv4, IPv6 rules (ip6tables) when one is IPv6: give
-both CIDRs on a dual-stack node. remove takes away the rules of both families.
+both CIDRs on a dual-stack node. IPv4 goes first; its chains and hooks are read (<iptables>-save) beforehand,
+and when IPv6 then fails they are put back as they were, so no family is left half-applied (if putting them
+back fails too, the error says what is left). remove takes away the rules of both families.
 
 Options:
   --pod-interfaces <pattern>   pod veth interface names, iptables syntax ('+' wildcard)  [required, e.g. veth+]
@@ -43,9 +49,48 @@ Options:
   --dns-port <port>            DNS proxy port          [default 15053]
   --mark <mark>                never capture packets carrying this fwmark bit(s), decimal or 0x hex  [default 0x539]
   --chain-prefix <name>        names the chains <name>_PREROUTING and <name>_OUTPUT  [default AMBIENT]
-  --iptables <command>         iptables binary, with <command>-restore next to it    [default iptables]
-  --ip6tables <command>        ip6tables binary, with <command>-restore next to it   [default ip6tables]
+  --iptables <command>         iptables binary, with <command>-restore and -save next to it   [default iptables]
+  --ip6tables <command>        ip6tables binary, with <command>-restore and -save next to it  [default ip6tables]
+
+Exit status: 0 done, 2 bad arguments (nothing changed), 1 an iptables command failed (the message names it
+and says what was rolled back).
 `;
+
+/** Exit statuses of `ztunnel iptables`, the same as scripts/ztunnel-iptables.sh's. */
+export const IPTABLES_EXIT = { done: 0, failed: 1, usage: 2 } as const;
+
+/** Where `ztunnel iptables` writes: `process` in the bin. */
+export interface IptablesOutput {
+  stdout: { write(text: string): unknown };
+  stderr: { write(text: string): unknown };
+}
+
+/**
+ * `ztunnel iptables ...` as the bin runs it. Which step failed decides the exit status, not the message: the
+ * arguments are all checked before any command runs, so a refusal there is a usage error (2) and changed
+ * nothing, while a failure after it is a failed iptables command (1).
+ */
+export async function iptablesMain(argv: readonly string[], io: IptablesOutput, exec?: Runner): Promise<number> {
+  let cmd: IptablesCommand | { help: true };
+  try {
+    cmd = parseIptablesCommand(argv);
+  } catch (err) {
+    io.stderr.write(`${(err as Error).message}\n`);
+    return IPTABLES_EXIT.usage;
+  }
+  if ('help' in cmd) {
+    io.stdout.write(IPTABLES_USAGE);
+    return IPTABLES_EXIT.done;
+  }
+  try {
+    await runIptablesCommand(cmd, exec);
+  } catch (err) {
+    io.stderr.write(`${(err as Error).message}\n`);
+    return IPTABLES_EXIT.failed;
+  }
+  io.stdout.write(`ztunnel iptables ${cmd.action}: done\n`);
+  return IPTABLES_EXIT.done;
+}
 
 /** One address family's binary and rules. */
 export interface FamilyRules {
@@ -196,16 +241,20 @@ export function parseIptablesCommand(argv: readonly string[]): IptablesCommand |
 }
 
 /**
- * Install: the families with pod CIDRs, IPv4 first. Remove: every family, even when one fails (a missing chain,
- * table or binary is no failure); then throws ERR_ZTUNNEL_CONFIG naming each family's failure.
+ * Install: the families with pod CIDRs, IPv4 first, all or none (see installFamilies). Remove: every family,
+ * even when one fails (a missing chain, table or binary is no failure); then throws ERR_ZTUNNEL_CONFIG naming
+ * each family's failure.
  */
-export async function runIptablesCommand(cmd: IptablesCommand, exec?: Runner): Promise<void> {
+export async function runIptablesCommand(cmd: IptablesCommand, exec: Runner = runCommand): Promise<void> {
+  if (cmd.action === 'install') {
+    await installFamilies(
+      cmd.families.filter((f) => f.install),
+      exec,
+    );
+    return;
+  }
   const failures: string[] = [];
   for (const f of cmd.families) {
-    if (cmd.action === 'install') {
-      if (f.install) await installCaptureRules(f.rules, f.command, exec);
-      continue;
-    }
     try {
       await removeCaptureRules(f.rules, f.command, exec);
     } catch (err) {
@@ -213,4 +262,76 @@ export async function runIptablesCommand(cmd: IptablesCommand, exec?: Runner): P
     }
   }
   if (failures.length > 0) throw new ZtunnelError('ERR_ZTUNNEL_CONFIG', failures.join('\n'));
+}
+
+const label = (f: FamilyRules) => `IPv${f.family} (${f.command})`;
+
+/**
+ * Installs each family in its own transaction, in order; when one fails, those installed before it in this run
+ * are put back from snapshots taken before anything changed. The last family needs no snapshot (nothing after
+ * it can fail), so a single-family node never runs -save.
+ */
+async function installFamilies(families: FamilyRules[], exec: Runner): Promise<void> {
+  const snapshots: CaptureSnapshot[] = [];
+  for (const f of families.slice(0, -1)) {
+    try {
+      snapshots.push(await snapshotCaptureRules(f.rules, f.command, exec));
+    } catch (err) {
+      throw new ZtunnelError(
+        'ERR_ZTUNNEL_CONFIG',
+        `${(err as Error).message}; nothing was changed (the ${label(f)} rules are read first, to put them back if ` +
+          `a later family fails; run as root, with ${saveCommand(f.command)} next to ${f.command})`,
+        { cause: err },
+      );
+    }
+  }
+  for (const [i, f] of families.entries()) {
+    try {
+      await installCaptureRules(f.rules, f.command, exec);
+    } catch (err) {
+      if (i === 0) throw err;
+      throw await rollBack(err as Error, f, families.slice(0, i), snapshots, exec);
+    }
+  }
+}
+
+/**
+ * Puts back each family installed earlier in this run. The error names the family that failed and its error,
+ * then per earlier family that it was rolled back, or, when that failed too, what is left for an operator.
+ */
+async function rollBack(
+  cause: Error,
+  failed: FamilyRules,
+  installed: FamilyRules[],
+  snapshots: CaptureSnapshot[],
+  exec: Runner,
+): Promise<ZtunnelError> {
+  const reports: string[] = [];
+  for (const [i, f] of installed.entries()) {
+    const before = snapshots[i] as CaptureSnapshot;
+    try {
+      await restoreCaptureRules(f.rules, before, f.command, exec);
+      reports.push(`${label(f)} was rolled back: its rules are as they were before this install.`);
+    } catch (err) {
+      reports.push(leftBehind(f, before, (err as Error).message));
+    }
+  }
+  const message = `${label(failed)} install failed: ${cause.message}\n${reports.join('\n')}`;
+  return new ZtunnelError('ERR_ZTUNNEL_CONFIG', message, { cause });
+}
+
+/** What a family whose rollback failed holds now (this run's rules), and what it held before, to fix by hand. */
+function leftBehind(f: FamilyRules, before: CaptureSnapshot, error: string): string {
+  const chains = f.rules.chains.map((c) => c.chain).join(' and ');
+  const hooks = f.rules.chains.map((c) => c.hook).join(' and ');
+  const was = [...before.values()].flat();
+  const previously =
+    was.length === 0
+      ? `Before this install ${f.command} had none of these chains (remove takes them away, in both families).`
+      : `Before this install ${saveCommand(f.command)} showed these lines of them (install again with the ` +
+        `options that made them to get them back):\n    ${was.join('\n    ')}`;
+  return (
+    `Rolling back ${label(f)} failed too (${error}), so the node is half-applied: ${f.command} still has this ` +
+    `install's rules in ${chains}, hooked from ${hooks}. ${previously}`
+  );
 }

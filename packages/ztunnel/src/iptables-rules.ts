@@ -126,15 +126,19 @@ export function captureRules(o: CaptureRulesOptions, family: 4 | 6 = 4): RuleSet
 
 /**
  * Runs a command, writing `input` (when given) to its stdin; resolves `ok: false` with its stderr (or, when it
- * could not be started, the reason) rather than rejecting.
+ * could not be started, the reason) rather than rejecting. `stdout` is read by `<iptables>-save` callers.
  */
-export type Runner = (cmd: string, args: string[], input?: string) => Promise<{ ok: boolean; stderr: string }>;
+export type Runner = (
+  cmd: string,
+  args: string[],
+  input?: string,
+) => Promise<{ ok: boolean; stdout: string; stderr: string }>;
 
-const run: Runner = (cmd, args, input) =>
+export const runCommand: Runner = (cmd, args, input) =>
   new Promise((resolve) => {
     // A missing binary has no stderr: its error (spawn ENOENT) says what is wrong.
-    const child = execFile(cmd, args, (err, _out, stderr) =>
-      resolve({ ok: !err, stderr: String(stderr) || (err?.message ?? '') }),
+    const child = execFile(cmd, args, (err, stdout, stderr) =>
+      resolve({ ok: !err, stdout: String(stdout), stderr: String(stderr) || (err?.message ?? '') }),
     );
     // A command that exits (or never starts) before reading its input fails on its own; EPIPE adds nothing.
     child.stdin?.on('error', () => {});
@@ -153,6 +157,11 @@ export function defaultIptables(family: 4 | 6): string {
  */
 export function restoreCommand(iptables: string): string {
   return `${iptables}-restore`;
+}
+
+/** The save command that belongs to an iptables command, found the same way as {@link restoreCommand}. */
+export function saveCommand(iptables: string): string {
+  return `${iptables}-save`;
 }
 
 // What iptables-restore reads as one word: anything else (a space, a quote, a newline) could change or add rules.
@@ -197,7 +206,7 @@ function words(list: string[]): string {
 export async function installCaptureRules(
   set: RuleSet,
   iptables = defaultIptables(set.family),
-  exec: Runner = run,
+  exec: Runner = runCommand,
 ): Promise<void> {
   // A word that is not one iptables word stops install before any command runs.
   restoreInput(set);
@@ -222,7 +231,7 @@ export async function installCaptureRules(
 }
 
 /** iptables' stderr on one line, without its "Try `... -h'" hint, which is no help here. */
-function iptablesMessage(stderr: string): string {
+export function iptablesMessage(stderr: string): string {
   return stderr
     .split('\n')
     .map((l) => l.trim())
@@ -243,7 +252,7 @@ const NOTHING_THERE =
 export async function removeCaptureRules(
   set: RuleSet,
   iptables = defaultIptables(set.family),
-  exec: Runner = run,
+  exec: Runner = runCommand,
 ): Promise<void> {
   const step = async (args: string[]): Promise<boolean> => {
     const r = await exec(iptables, ['-w', '-t', ...args]);

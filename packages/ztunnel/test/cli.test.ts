@@ -60,6 +60,28 @@ describe('ztunnel bin', () => {
     expect(r.stderr).toContain('ZTUNNEL_NODE_IP');
   });
 
+  it('ztunnel iptables exits 2 for bad arguments and 1 when an iptables command failed', async () => {
+    const usage = await run(['iptables', 'install', '--pod-interfaces', 'p+']);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain('--pod-cidr is required');
+    // A binary that is not there: its -restore cannot start, so nothing on this machine is touched.
+    const iptables = join(dir, 'no-iptables');
+    const failed = await run([
+      'iptables',
+      'install',
+      '--pod-interfaces',
+      'p+',
+      '--pod-cidr',
+      '10.248.1.0/24',
+      '--iptables',
+      iptables,
+    ]);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(
+      new RegExp(`^${iptables}-restore --noflush failed: spawn ${iptables}-restore ENOENT`),
+    );
+  });
+
   it('refuses to start without a usable trust bundle', async () => {
     writeFileSync(join(dir, 'token'), 'some-token-0123456789');
     const missing = await run(base(join(dir, 'nope.pem')));

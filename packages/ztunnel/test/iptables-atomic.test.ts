@@ -2,7 +2,8 @@
  * Root-only: install is one iptables-restore transaction per family, on the real kernel in a network namespace
  * of its own (deleted afterwards, whatever a test left in it). A rule that fails leaves the rules installed
  * before untouched, for the library, the `ztunnel iptables` sub-command and scripts/ztunnel-iptables.sh; a
- * re-install gives the same rules with one hook per chain.
+ * dual-stack install whose IPv6 transaction fails puts IPv4 back exactly as it was; a re-install gives the same
+ * rules with one hook per chain.
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -40,7 +41,7 @@ function inNs(argv: string[], input = ''): Promise<Result> {
 
 const run: Runner = async (cmd, args, input) => {
   const r = await inNs([cmd, ...args], input);
-  return { ok: r.code === 0, stderr: r.stderr };
+  return { ok: r.code === 0, stdout: r.stdout, stderr: r.stderr };
 };
 
 async function tables(): Promise<{ v4: string; v6: string }> {
@@ -48,6 +49,19 @@ async function tables(): Promise<{ v4: string; v6: string }> {
   const v6 = await inNs(['ip6tables', '-t', 'nat', '-S']);
   if (v4.code !== 0 || v6.code !== 0) throw new Error(`iptables -S failed: ${v4.stderr} ${v6.stderr}`);
   return { v4: v4.stdout, v6: v6.stdout };
+}
+
+/** `iptables-save -t nat` and `ip6tables-save -t nat`, without their comments (which carry the time). */
+async function saved(): Promise<{ v4: string; v6: string }> {
+  const save = async (cmd: string) => {
+    const r = await inNs([cmd, '-t', 'nat']);
+    if (r.code !== 0) throw new Error(`${cmd} -t nat failed: ${r.stderr}`);
+    return r.stdout
+      .split('\n')
+      .filter((l) => !l.startsWith('#'))
+      .join('\n');
+  };
+  return { v4: await save('iptables-save'), v6: await save('ip6tables-save') };
 }
 
 const count = (text: string, line: string) => text.split('\n').filter((l) => l === line).length;
@@ -76,6 +90,7 @@ const count = (text: string, line: string) => text.split('\n').filter((l) => l =
     };
     for (const ipt of ['iptables', 'ip6tables']) {
       write(ipt, `#!/bin/sh\nexec ${ipt} "$@"\n`);
+      write(`${ipt}-save`, `#!/bin/sh\nexec ${ipt}-save "$@"\n`);
       write(
         `${ipt}-restore`,
         `#!/bin/sh\nawk '$0 == "COMMIT" { print "-A AMBIENT_OUTPUT -j AMBIENT_NO_SUCH_CHAIN" } { print }' | exec ${ipt}-restore "$@"\n`,
@@ -126,13 +141,13 @@ const count = (text: string, line: string) => text.split('\n').filter((l) => l =
     expect(await tables()).toEqual(before);
   }, 60_000);
 
-  // The sub-command exits 2 on any error, the script 1 when iptables fails (2 is for bad arguments there).
+  // Both exit 1 when iptables fails (2 is for bad arguments).
   it.each([
-    ['the sub-command', ZTUNNEL_CLI, 'ztunnel iptables', 2],
-    ['scripts/ztunnel-iptables.sh', [SCRIPT], 'ztunnel-iptables.sh', 1],
+    ['the sub-command', ZTUNNEL_CLI, 'ztunnel iptables'],
+    ['scripts/ztunnel-iptables.sh', [SCRIPT], 'ztunnel-iptables.sh'],
   ])(
     '%s: a failing restore changes nothing and says so',
-    async (_name, command, label, code) => {
+    async (_name, command, label) => {
       const cli = command[0] === SCRIPT ? [] : ['iptables'];
       const install = await inNs([...command, ...cli, 'install', ...args]);
       expect(install).toMatchObject({ code: 0, stdout: `${label} install: done\n` });
@@ -149,11 +164,53 @@ const count = (text: string, line: string) => text.split('\n').filter((l) => l =
         '--ip6tables',
         join(dir, 'ip6tables'),
       ]);
-      expect(failing.code).toBe(code);
+      expect(failing.code).toBe(1);
       expect(failing.stderr).toContain(`${join(dir, 'iptables-restore')} --noflush failed: `);
       expect(failing.stderr).toContain('AMBIENT_NO_SUCH_CHAIN');
       expect(failing.stderr).toContain("iptables's rules were left as they were");
       expect(await tables()).toEqual(installed);
+    },
+    60_000,
+  );
+
+  it.each([
+    ['the sub-command', [...ZTUNNEL_CLI, 'iptables']],
+    ['scripts/ztunnel-iptables.sh', [SCRIPT]],
+  ])(
+    '%s: a dual-stack install whose IPv6 transaction fails leaves IPv4 exactly as it was',
+    async (_name, command) => {
+      // ip6tables whose restore slips in a rule the kernel refuses; IPv4 is the real iptables.
+      const brokenV6 = ['--ip6tables', join(dir, 'ip6tables')];
+      const failed = `IPv6 (${join(dir, 'ip6tables')}) install failed: ${join(dir, 'ip6tables-restore')} --noflush failed: `;
+      const rolledBack = 'IPv4 (iptables) was rolled back: its rules are as they were before this install.\n';
+      // Another program's chain, hooked before ztunnel's install, must stay as it is.
+      await inNs(['iptables', '-w', '-t', 'nat', '-N', 'KUBE-TEST']);
+      await inNs(['iptables', '-w', '-t', 'nat', '-A', 'PREROUTING', '-j', 'KUBE-TEST']);
+      try {
+        // First install: IPv4's chains and hooks are taken away again.
+        const before = await saved();
+        const first = await inNs([...command, 'install', ...args, ...brokenV6]);
+        expect(first.code).toBe(1);
+        expect(first.stdout).toBe('');
+        expect(first.stderr).toContain(failed);
+        expect(first.stderr).toContain('AMBIENT_NO_SUCH_CHAIN');
+        expect(first.stderr.endsWith(rolledBack)).toBe(true);
+        expect(await saved()).toEqual(before);
+
+        // Re-install with another port: the rules installed before stay, byte for byte.
+        expect((await inNs([...command, 'install', ...args])).code).toBe(0);
+        const installed = await saved();
+        expect(installed.v4).toContain('-A AMBIENT_PREROUTING -i p+ -p tcp -j REDIRECT --to-ports 15001');
+        const again = await inNs([...command, 'install', ...args, '--outbound-port', '16001', ...brokenV6]);
+        expect(again.code).toBe(1);
+        expect(again.stderr).toContain(failed);
+        expect(again.stderr.endsWith(rolledBack)).toBe(true);
+        expect(await saved()).toEqual(installed);
+      } finally {
+        await inNs([SCRIPT, 'remove', ...args]);
+        await inNs(['iptables', '-w', '-t', 'nat', '-D', 'PREROUTING', '-j', 'KUBE-TEST']);
+        await inNs(['iptables', '-w', '-t', 'nat', '-X', 'KUBE-TEST']);
+      }
     },
     60_000,
   );

@@ -1,10 +1,11 @@
 /**
  * scripts/ztunnel-iptables.sh, the Node-free twin of `ztunnel iptables install|remove`. Argument checks run
  * anywhere; the rule tests need root, ip, iptables and ip6tables and run in a network namespace of their own,
- * comparing the script's `iptables -t nat -S` / `ip6tables -t nat -S` with the sub-command's.
+ * comparing the script's `iptables -t nat -S` / `ip6tables -t nat -S` with the sub-command's, and what the two
+ * say and leave behind when a dual-stack install cannot be rolled back.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT, rootTestUnavailable, ZTUNNEL_CLI } from './helpers/root-tools.js';
@@ -106,6 +107,31 @@ describe('scripts/ztunnel-iptables.sh arguments', () => {
     expect(r.stderr).toContain('--pod-interfaces is required');
     // A --pod-cidr was given, only not a valid one: reported as such, not also as missing.
     expect(r.stderr).not.toContain('--pod-cidr is required');
+  });
+
+  it('a dual-stack install checks every binary first: a missing ip6tables-restore runs no iptables at all', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ztunnel-ipt-script-'));
+    try {
+      // iptables, its -restore and -save all log their calls and succeed; ip6tables has no -restore.
+      for (const name of ['iptables', 'iptables-restore', 'iptables-save', 'ip6tables']) {
+        writeFileSync(join(dir, name), `#!/bin/sh\necho "$0 $*" >> "${join(dir, 'calls.log')}"\n`);
+        chmodSync(join(dir, name), 0o755);
+      }
+      const dual = ['--pod-interfaces', 'p+', '--pod-cidr', '10.248.1.0/24', '--pod-cidr', 'fd00:248:1::/64'];
+      const r = await run(SCRIPT, [
+        'install',
+        ...dual,
+        '--iptables',
+        join(dir, 'iptables'),
+        '--ip6tables',
+        join(dir, 'ip6tables'),
+      ]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`${join(dir, 'ip6tables-restore')}: command not found`);
+      expect(existsSync(join(dir, 'calls.log'))).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('install fails (exit 1) naming a missing ip6tables; remove tolerates missing binaries', async () => {
@@ -309,6 +335,70 @@ describe('scripts/ztunnel-iptables.sh arguments', () => {
     },
     60_000,
   );
+
+  it('when rolling IPv4 back fails too, the script and the sub-command say the same about what is left', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ztunnel-ipt-rollback-'));
+    const write = (name: string, text: string) => {
+      writeFileSync(join(dir, name), `#!/bin/sh\n${text}\n`);
+      chmodSync(join(dir, name), 0o755);
+    };
+    // Real iptables, whose -restore works once (the install) and refuses the next call (the rollback); real
+    // ip6tables, whose -restore slips in a jump the kernel refuses, so the IPv6 transaction fails for real.
+    const used = join(dir, 'restore.used');
+    write('iptables', 'exec iptables "$@"');
+    write('iptables-save', 'exec iptables-save "$@"');
+    write(
+      'iptables-restore',
+      `if [ -e ${used} ]; then echo 'iptables-restore: rollback refused' >&2; exit 1; fi\ntouch ${used}\nexec iptables-restore "$@"`,
+    );
+    write('ip6tables', 'exec ip6tables "$@"');
+    write(
+      'ip6tables-restore',
+      `awk '$0 == "COMMIT" { print "-A AMBIENT_OUTPUT -j AMBIENT_NO_SUCH_CHAIN" } { print }' | exec ip6tables-restore "$@"`,
+    );
+    const ipt = join(dir, 'iptables');
+    const args = ['--pod-interfaces', 'p+', '--pod-cidr', '10.248.1.0/24', '--pod-cidr', 'fd00:248:1::/64'];
+    const failing = [...args, '--no-dns', '--iptables', ipt, '--ip6tables', join(dir, 'ip6tables')];
+    const half = `Rolling back IPv4 (${ipt}) failed too (${ipt}-restore --noflush failed: iptables-restore: rollback refused), so the node is half-applied: ${ipt} still has this install's rules in AMBIENT_PREROUTING and AMBIENT_OUTPUT, hooked from PREROUTING and OUTPUT. `;
+    try {
+      const before = await tables();
+      const left: { v4: string; v6: string }[] = [];
+      const previously: string[] = [];
+      for (const command of [[SCRIPT], [...ZTUNNEL_CLI, 'iptables']]) {
+        // First install: nothing of ours was there before.
+        rmSync(used, { force: true });
+        const first = await run('ip', ['netns', 'exec', NETNS, ...command, 'install', ...failing]);
+        expect(first.code).toBe(1);
+        expect(first.stderr).toMatch(/^IPv6 \(.*ip6tables\) install failed: .*AMBIENT_NO_SUCH_CHAIN/);
+        expect(first.stderr.slice(first.stderr.indexOf('\n') + 1)).toBe(
+          `${half}Before this install ${ipt} had none of these chains (remove takes them away, in both families).\n`,
+        );
+        // Not hidden: IPv4 holds this install's rules, IPv6 is as it was.
+        const now = await tables();
+        expect(now.v4).toContain('-A PREROUTING -j AMBIENT_PREROUTING');
+        expect(now.v6).toEqual(before.v6);
+        left.push(now);
+
+        // Re-install: the lines there were before are printed.
+        await inNs(SCRIPT, 'remove', ...args);
+        await inNs(SCRIPT, 'install', ...args);
+        rmSync(used, { force: true });
+        const again = await run('ip', ['netns', 'exec', NETNS, ...command, 'install', ...failing]);
+        expect(again.code).toBe(1);
+        const rollback = again.stderr.slice(again.stderr.indexOf('\n') + 1);
+        expect(rollback).toContain(`${half}Before this install ${ipt}-save showed these lines of them`);
+        expect(rollback).toContain(
+          '\n    -A AMBIENT_PREROUTING -i p+ -p udp -m udp --dport 53 -j REDIRECT --to-ports 15053\n',
+        );
+        previously.push(rollback);
+        await inNs(SCRIPT, 'remove', ...args);
+      }
+      expect(left[1]).toEqual(left[0]);
+      expect(previously[1]).toBe(previously[0]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
 
   it('a hook added twice by hand is removed too', async () => {
     const before = await tables();

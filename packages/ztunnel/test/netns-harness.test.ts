@@ -109,7 +109,7 @@ d('netns-mesh.sh harness', () => {
           'ip',
           ['netns', 'exec', `${PREFIX}-h1`, cmd, ...args],
           { timeout: 20_000 },
-          (err, _o, e) => resolve({ ok: !err, stderr: String(e) || (err?.message ?? '') }),
+          (err, o, e) => resolve({ ok: !err, stdout: String(o), stderr: String(e) || (err?.message ?? '') }),
         );
         // A command that exits without reading its input (iptables -C) fails or succeeds on its own.
         child.stdin?.on('error', () => {});
