@@ -302,5 +302,34 @@ describe('Resolver', () => {
       }),
     );
     expect(via('fd00:96::1', 80)).toEqual(['10.248.2.11', '10.248.2.11', 8080]);
+
+    // Through a dual-stack waypoint: dialled at its address of the asked VIP's family, the VIP as authority.
+    state.upsertService(
+      service({
+        name: 'echo',
+        addresses: [
+          { network: '', address: '10.96.0.1' },
+          { network: '', address: 'fd00:96::1' },
+        ],
+        waypoint: { hostname: { namespace: 'default', hostname: 'waypoint.default.svc.cluster.local' }, hbonePort: 0 },
+      }),
+    );
+    state.upsertService(
+      service({
+        name: 'waypoint',
+        addresses: [{ network: '', address: '10.96.0.9' }],
+        ports: [{ servicePort: 15008, targetPort: 15008 }],
+      }),
+    );
+    state.upsertWorkload(
+      workload({
+        uid: 'wp',
+        addresses: ['10.248.3.11', 'fd00:248:3::11'],
+        serviceAccount: 'waypoint',
+        services: { 'default/waypoint.default.svc.cluster.local': [{ servicePort: 15008, targetPort: 15008 }] },
+      }),
+    );
+    expect(via('fd00:96::1', 80)).toEqual(['fd00:248:3::11', 'fd00:96::1', 80]);
+    expect(via('10.96.0.1', 80)).toEqual(['10.248.3.11', '10.96.0.1', 80]);
   });
 });
