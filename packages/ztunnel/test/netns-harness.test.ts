@@ -182,3 +182,58 @@ d('netns-mesh.sh harness', () => {
     mesh('up', '2', '2');
   });
 });
+
+d('netns-mesh.sh harness, dual-stack (NETNS_MESH_IPV6=1)', () => {
+  const mesh6 = (...args: string[]) =>
+    execFileSync(SCRIPT, args, {
+      encoding: 'utf8',
+      env: { ...process.env, NETNS_MESH_PREFIX: PREFIX, NETNS_MESH_IPV6: '1' },
+    });
+  let status = '';
+  beforeAll(() => {
+    status = mesh6('up', '2', '2');
+  });
+  afterAll(() => {
+    mesh('down');
+  });
+
+  it('adds the IPv6 plan next to the unchanged IPv4 one', () => {
+    const line = (ns: string) => status.split('\n').find((l) => l.startsWith(`${PREFIX}-${ns} `)) ?? '';
+    expect(line('cp')).toMatch(/eth0=10\.248\.0\.2\/24 eth0=fd00:248::2\/64/);
+    expect(line('h2')).toContain('eth0=10.248.0.12/24 p1=10.248.2.1/32 p2=10.248.2.1/32 ');
+    expect(line('h2')).toContain('eth0=fd00:248::12/64 p1=fd00:248:2::1/128 p2=fd00:248:2::1/128');
+    expect(line('h1-p2')).toMatch(/eth0=10\.248\.1\.12\/32 eth0=fd00:248:1::12\/128/);
+  });
+
+  it('routes pod to pod over IPv6 across hosts and on one host, and hosts to the control plane, addresses preserved', async () => {
+    const remote = serveOnce('h2-p1', 'fd00:248:2::11', 8080, 'h2-p1');
+    await remote.ready;
+    expect(await fetchFrom('h1-p1', 'fd00:248:2::11', 8080)).toBe('h2-p1 fd00:248:1::11');
+    const local = serveOnce('h1-p2', 'fd00:248:1::12', 8080, 'h1-p2');
+    await local.ready;
+    expect(await fetchFrom('h1-p1', 'fd00:248:1::12', 8080)).toBe('h1-p2 fd00:248:1::11');
+    const cp = serveOnce('cp', 'fd00:248::2', 15012, 'cp');
+    await cp.ready;
+    expect(await fetchFrom('h2', 'fd00:248::2', 15012)).toBe('cp fd00:248::12');
+    // IPv4 is as before.
+    const v4 = serveOnce('h2-p1', '10.248.2.11', 8080, 'h2-p1');
+    await v4.ready;
+    expect(await fetchFrom('h1-p1', '10.248.2.11', 8080)).toBe('h2-p1 10.248.1.11');
+  });
+
+  it('refuses a NETNS_MESH_IPV6 other than 0 or 1 before touching anything', () => {
+    let err: { status?: number; stderr?: string } = {};
+    try {
+      execFileSync(SCRIPT, ['up', '1', '1'], {
+        encoding: 'utf8',
+        stdio: 'pipe',
+        env: { ...process.env, NETNS_MESH_PREFIX: PREFIX, NETNS_MESH_IPV6: 'yes' },
+      });
+    } catch (e) {
+      err = e as typeof err;
+    }
+    expect(err.status).toBe(2);
+    expect(err.stderr).toContain('NETNS_MESH_IPV6 must be 0 or 1');
+    expect(namespaces()).toHaveLength(8);
+  });
+});
