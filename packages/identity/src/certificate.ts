@@ -22,7 +22,8 @@ export function uriSans(cert: CertificateInput): string[] {
 
 /**
  * The peer identity of a certificate: its first URI SAN parsed as a SPIFFE ID (Istio's rule).
- * Throws ERR_NO_IDENTITY_IN_CERTIFICATE when there is none, ERR_IDENTITY_INVALID when it is malformed.
+ * Throws ERR_NO_IDENTITY_IN_CERTIFICATE when there is none, ERR_IDENTITY_INVALID when it is malformed,
+ * ERR_CERTIFICATE_INVALID when the input is not a certificate.
  */
 export function identityFromCertificate(cert: CertificateInput): SpiffeId {
   const sans = uriSans(cert);
@@ -48,13 +49,26 @@ export function identitiesFromCertificate(cert: CertificateInput): SpiffeId[] {
 
 function subjectAltNameText(cert: CertificateInput): string | undefined {
   if (cert instanceof X509Certificate) return cert.subjectAltName;
-  if (typeof cert === 'string' || cert instanceof Uint8Array) return new X509Certificate(cert).subjectAltName;
+  if (typeof cert === 'string' || cert instanceof Uint8Array) return readCertificate(cert).subjectAltName;
   if (cert && typeof cert === 'object') {
     // A PeerCertificate from tls.TLSSocket#getPeerCertificate(); `{}` when the peer sent none.
     if (typeof cert.subjectaltname === 'string') return cert.subjectaltname;
-    if (cert.raw) return new X509Certificate(cert.raw).subjectAltName;
+    if (cert.raw) return readCertificate(cert.raw).subjectAltName;
   }
   return undefined;
+}
+
+/** OpenSSL's own error (ERR_OSSL_…) would break the promise that every error here is an IdentityError. */
+function readCertificate(input: string | Uint8Array): X509Certificate {
+  try {
+    return new X509Certificate(input);
+  } catch (cause) {
+    throw new IdentityError(
+      'ERR_CERTIFICATE_INVALID',
+      `not a certificate: give PEM text ("-----BEGIN CERTIFICATE-----…"), DER bytes or an X509Certificate (${(cause as Error).message})`,
+      { cause },
+    );
+  }
 }
 
 /** Splits Node's "TYPE:value, TYPE:"quoted, value"" rendering into entries. */

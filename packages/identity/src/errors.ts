@@ -10,7 +10,9 @@ export type IdentityErrorCode =
   /** The identity belongs to a different trust domain than the one required. */
   | 'ERR_TRUST_DOMAIN_MISMATCH'
   /** A certificate carried no usable SPIFFE URI SAN. */
-  | 'ERR_NO_IDENTITY_IN_CERTIFICATE';
+  | 'ERR_NO_IDENTITY_IN_CERTIFICATE'
+  /** The input given as a certificate is not one: not PEM or DER X.509 that Node can read. */
+  | 'ERR_CERTIFICATE_INVALID';
 
 export class IdentityError extends Error {
   override readonly name = 'IdentityError';

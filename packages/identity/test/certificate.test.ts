@@ -48,4 +48,20 @@ describe('identity from certificates', () => {
     );
     expect(identitiesFromCertificate(fixture('bad-uri.pem'))).toEqual([]);
   });
+
+  it('refuses input that is not a certificate with an IdentityError, not an OpenSSL error', () => {
+    const garbage = ['not a certificate', Buffer.from('not DER'), { raw: Buffer.from([0x30, 0x03, 0x02]) } as never];
+    for (const input of garbage) {
+      for (const read of [identityFromCertificate, identitiesFromCertificate, uriSans]) {
+        let caught: unknown;
+        try {
+          read(input);
+        } catch (err) {
+          caught = err;
+        }
+        expect(caught).toBeInstanceOf(IdentityError);
+        expect(caught).toMatchObject({ code: 'ERR_CERTIFICATE_INVALID', message: expect.stringContaining('PEM') });
+      }
+    }
+  });
 });
