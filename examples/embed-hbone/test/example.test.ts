@@ -1,4 +1,4 @@
-/** Runs the example as a real process, as `pnpm demo` does. */
+/** Runs the example as a real process, as its `start` script does. */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import * as net from 'node:net';
