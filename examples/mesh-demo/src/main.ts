@@ -17,7 +17,7 @@ import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, get } from 'node:http';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
+import { constants, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { runNetnsDemo } from './netns-demo.js';
 import { DENY_YAML } from './policies.js';
@@ -268,10 +268,8 @@ async function main(): Promise<void> {
       );
     }
     say('config', `edit YAML in ${configDir} and watch the ztunnels follow`);
-    await new Promise<void>((r) => {
-      process.once('SIGINT', r);
-      process.once('SIGTERM', r);
-    });
+    keeping = true;
+    await interrupted;
   }
   console.log(
     `\n${bold('done')}: the mesh carried, denied, allowed again, counted and re-keyed traffic with no root and no sidecars.`,
@@ -356,6 +354,48 @@ async function shutdown(): Promise<void> {
   if (dir) rmSync(dir, { recursive: true, force: true });
 }
 
+/** Last resort when the demo leaves by a path that skips shutdown() (an uncaught error): no child outlives it. */
+function killAllSync(): void {
+  for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+  if (dir) rmSync(dir, { recursive: true, force: true });
+}
+
+/** Whether the walk-through is over and the mesh is kept running until a signal (`--keep`). */
+let keeping = false;
+let stopKeeping: () => void = () => {};
+const interrupted = new Promise<void>((r) => {
+  stopKeeping = r;
+});
+let stopping = false;
+
+/**
+ * Ctrl-C, SIGTERM or SIGHUP: with `--keep`, after the walk-through, the normal end; during it, a graceful stop
+ * (children drained, directory removed). A second signal kills everything at once. Without this, a demo stopped
+ * by `kill` would leave the control plane and both ztunnels running (they are not in a terminal's process group).
+ */
+function onSignal(signal: NodeJS.Signals): void {
+  if (keeping) {
+    keeping = false;
+    stopKeeping();
+    return;
+  }
+  const code = 128 + (constants.signals[signal] ?? 0);
+  if (stopping) {
+    killAllSync();
+    process.exit(code);
+  }
+  stopping = true;
+  console.error(`\n${signal}: stopping the mesh`);
+  shutdown().finally(() => process.exit(code));
+}
+
+/** A reader that went away (`pnpm demo | head`) is not an error of the demo: stop the mesh quietly. */
+function onOutputError(err: NodeJS.ErrnoException): void {
+  if (err.code !== 'EPIPE' || stopping) return;
+  stopping = true;
+  shutdown().finally(() => process.exit(1));
+}
+
 if (process.argv.includes('--netns')) {
   runNetnsDemo({ root: ROOT, prefix: process.env.MESH_DEMO_NETNS_PREFIX || 'ambd', keep }).then(
     (code) => process.exit(code),
@@ -365,12 +405,19 @@ if (process.argv.includes('--netns')) {
     },
   );
 } else {
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, onSignal);
+  process.stdout.on('error', onOutputError);
+  process.stderr.on('error', onOutputError);
+  process.on('exit', killAllSync);
   main().then(
     async () => {
       await shutdown();
       process.exit(0);
     },
     async (err: unknown) => {
+      // Stopped by a signal or a closed output: the walk-through fails because its processes are going away;
+      // that stop is already under way and exits on its own.
+      if (stopping) return;
       console.error(`\nmesh-demo failed: ${(err as Error).stack ?? String(err)}`);
       for (const p of procs) {
         const tail = p.logs.slice(-8).map((l) => JSON.stringify(l));
