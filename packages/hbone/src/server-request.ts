@@ -40,6 +40,10 @@ export interface HboneRequest {
   readonly remotePort: number;
   readonly localAddress: string;
   readonly localPort: number;
+  /** The address the client dialled: the original destination when the server's `originalDestination` gave one
+   * (an iptables REDIRECT rewrote it to a local address), else the local address. */
+  readonly destinationAddress: string;
+  readonly destinationPort: number;
   /** Aborted when the client gives up, the upstream deadline passes, or the server is destroyed. */
   readonly signal: AbortSignal;
   /** Builds the value a handler returns (or throws) to refuse the tunnel with `status`. */
@@ -68,6 +72,8 @@ export class IncomingRequest implements HboneRequest {
   readonly remotePort: number;
   readonly localAddress: string;
   readonly localPort: number;
+  readonly destinationAddress: string;
+  readonly destinationPort: number;
   readonly #raw: { baggage?: string; forwarded?: string; traceparent?: string };
   #parsed: ParsedTelemetry | undefined;
   #controller: AbortController | undefined;
@@ -81,6 +87,8 @@ export class IncomingRequest implements HboneRequest {
       remotePort: number;
       localAddress: string;
       localPort: number;
+      destinationAddress: string;
+      destinationPort: number;
     },
     headers: ReadonlyArray<readonly [string, string]>,
     raw: { baggage?: string; forwarded?: string; traceparent?: string },
@@ -92,6 +100,8 @@ export class IncomingRequest implements HboneRequest {
     this.remotePort = peer.remotePort;
     this.localAddress = peer.localAddress;
     this.localPort = peer.localPort;
+    this.destinationAddress = peer.destinationAddress;
+    this.destinationPort = peer.destinationPort;
     this.#raw = raw;
   }
 

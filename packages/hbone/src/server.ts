@@ -33,6 +33,14 @@ export interface HboneServerOptions {
   credentials: TlsCredentials | ServerCredentialsProvider;
   /** Decides each tunnel: see {@link HboneHandler}. */
   handler: HboneHandler;
+  /**
+   * Where a connection was really sent, when something in front of the server rewrote its destination (an
+   * iptables REDIRECT in transparent capture makes every connection arrive on the node's own address). Called
+   * once per accepted socket, before TLS, e.g. to read `SO_ORIGINAL_DST`; its answer is reported as
+   * `destinationAddress`/`destinationPort` of the connection and its requests. Without it, or when it returns
+   * undefined or throws, those are the socket's local address.
+   */
+  originalDestination?: (socket: Socket) => { address: string; port: number } | undefined;
   /** Graceful close(): open tunnels get this long before they are reset (default 5 s). */
   drainTimeoutMs?: number;
   /** The handler must produce the upstream within this long, else 503 (default 10 s). */
@@ -55,6 +63,9 @@ export interface HboneConnectionInfo {
   readonly remotePort: number;
   readonly localAddress: string;
   readonly localPort: number;
+  /** The address the client dialled: the original destination (see `originalDestination`), else the local one. */
+  readonly destinationAddress: string;
+  readonly destinationPort: number;
 }
 
 /** A tunnel, as reported to event listeners. */
@@ -109,6 +120,9 @@ export class HboneServer extends EventEmitter<HboneServerEvents> {
   readonly #tlsServers = new WeakMap<TlsCredentials, TlsServer>();
   /** Sockets still in their TLS handshake, by 4-tuple (the TLSSocket built on one reports the same tuple). */
   readonly #handshaking = new Map<string, Socket>();
+  readonly #originalDestination: HboneServerOptions['originalDestination'];
+  /** Original destinations of handshaking sockets, by 4-tuple, when they differ from the local address. */
+  readonly #destinations = new Map<string, { address: string; port: number }>();
   readonly #connections = new Set<H2Connection>();
   #credentials: TlsCredentials | ServerCredentialsProvider;
   #state: State = 'new';
@@ -124,6 +138,13 @@ export class HboneServer extends EventEmitter<HboneServerEvents> {
     }
     this.#credentials = checkCredentialsOption(options.credentials);
     this.#handler = options.handler;
+    if (options.originalDestination !== undefined && typeof options.originalDestination !== 'function') {
+      throw new HboneError(
+        'ERR_HBONE_INVALID_OPTION',
+        'HboneServer: options.originalDestination must be a function (socket) => { address, port } | undefined',
+      );
+    }
+    this.#originalDestination = options.originalDestination;
     this.#timers = options.timers ?? defaultTimers;
     this.#drainTimeoutMs = ms(options.drainTimeoutMs, HBONE_DRAIN_TIMEOUT_MS, 'drainTimeoutMs');
     this.#upstreamTimeoutMs = ms(options.upstreamTimeoutMs, HBONE_CONNECT_TIMEOUT_MS, 'upstreamTimeoutMs');
@@ -222,13 +243,18 @@ export class HboneServer extends EventEmitter<HboneServerEvents> {
     const tuple = fourTuple(raw);
     this.#handshaking.set(tuple, raw);
     raw.once('close', () => {
-      if (this.#handshaking.get(tuple) === raw) this.#handshaking.delete(tuple);
+      if (this.#handshaking.get(tuple) === raw) {
+        this.#handshaking.delete(tuple);
+        this.#destinations.delete(tuple);
+      }
     });
     raw.on('error', () => {});
     raw.setNoDelay(true);
     raw.setKeepAlive(true, TCP_KEEPALIVE_DELAY_MS);
     const local = { address: raw.localAddress ?? '', port: raw.localPort ?? 0 };
     const remote = { address: raw.remoteAddress ?? '', port: raw.remotePort ?? 0 };
+    const destination = this.#lookupOriginalDestination(raw);
+    if (destination) this.#destinations.set(tuple, destination);
     const creds = this.#credentials;
     const start = (c: TlsCredentials): void => {
       if (raw.destroyed || this.#state !== 'listening') {
@@ -293,8 +319,24 @@ export class HboneServer extends EventEmitter<HboneServerEvents> {
     return tls;
   }
 
+  /** The embedder's originalDestination for a raw socket; a lookup that fails counts as no redirect. */
+  #lookupOriginalDestination(raw: Socket): { address: string; port: number } | undefined {
+    if (!this.#originalDestination) return undefined;
+    try {
+      const d = this.#originalDestination(raw);
+      return d && typeof d.address === 'string' && d.address !== '' && Number.isInteger(d.port)
+        ? { address: d.address, port: d.port }
+        : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   #onSecure(socket: TLSSocket, own: SpiffeId): void {
-    this.#handshaking.delete(fourTuple(socket));
+    const tuple = fourTuple(socket);
+    this.#handshaking.delete(tuple);
+    const destination = this.#destinations.get(tuple);
+    this.#destinations.delete(tuple);
     socket.on('error', () => {});
     const remote = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
     const refuse = (err: HboneError): void => {
@@ -337,6 +379,8 @@ export class HboneServer extends EventEmitter<HboneServerEvents> {
       remotePort: remote.port,
       localAddress: socket.localAddress ?? '',
       localPort: socket.localPort ?? 0,
+      destinationAddress: destination?.address ?? socket.localAddress ?? '',
+      destinationPort: destination?.port ?? socket.localPort ?? 0,
     };
     const conn = createH2Connection({
       role: 'server',

@@ -3,7 +3,7 @@ import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import * as tls from 'node:tls';
-import type { HboneError, HboneRequest } from '../src/index.js';
+import { type HboneError, type HboneRequest, HboneServer } from '../src/index.js';
 import { FakeClock } from './support/fake-clock.js';
 import {
   CLIENT_ID,
@@ -129,6 +129,78 @@ describe('handler decisions', () => {
     expect(seen?.traceparent?.traceId).toBe('4bf92f3577b34da6a3ce929d0e0e4736');
     expect(seen?.remoteAddress).toBe('127.0.0.1');
     expect(seen?.headers).toContainEqual([':method', 'CONNECT']);
+    // No originalDestination: the address the client dialled is the local one.
+    expect([seen?.destinationAddress, seen?.destinationPort]).toEqual(['127.0.0.1', port]);
+  });
+
+  it('reports the original destination of a redirected connection, looked up once per connection', async () => {
+    const echo = await echoServer();
+    const seen: HboneRequest[] = [];
+    const connections: Array<{ destinationAddress: string; destinationPort: number; localPort: number }> = [];
+    const looked: number[] = [];
+    const { server, port } = await hboneServer({
+      // As SO_ORIGINAL_DST would answer after an iptables REDIRECT from the pod's address to this listener.
+      originalDestination: (socket) => {
+        looked.push(socket.remotePort ?? 0);
+        return { address: '10.248.2.11', port: 15008 };
+      },
+      handler: (req) => {
+        seen.push(req);
+        return forwardToAuthority(req);
+      },
+    });
+    server.on('connection', (info) => connections.push(info));
+    const client = await hboneClient();
+    for (let i = 0; i < 2; i++) {
+      const t = await client.connect({ address: '127.0.0.1', port: echo.port }, via(port));
+      t.end('x');
+      await readAll(t);
+    }
+    expect(looked).toHaveLength(1); // two tunnels, one pooled connection
+    expect(connections).toEqual([
+      expect.objectContaining({ destinationAddress: '10.248.2.11', destinationPort: 15008 }),
+    ]);
+    expect(connections[0]?.localPort).toBe(port);
+    for (const req of seen) {
+      expect([req.destinationAddress, req.destinationPort]).toEqual(['10.248.2.11', 15008]);
+      expect([req.localAddress, req.localPort]).toEqual(['127.0.0.1', port]);
+    }
+  });
+
+  it('falls back to the local address when originalDestination throws or has no answer', async () => {
+    const echo = await echoServer();
+    for (const lookup of [
+      () => {
+        throw new Error('ENOENT: no conntrack entry');
+      },
+      () => undefined,
+    ]) {
+      let seen: HboneRequest | undefined;
+      const { port } = await hboneServer({
+        originalDestination: lookup,
+        handler: (req) => {
+          seen = req;
+          return forwardToAuthority(req);
+        },
+      });
+      const client = await hboneClient();
+      const t = await client.connect({ address: '127.0.0.1', port: echo.port }, via(port));
+      t.end('x');
+      await readAll(t);
+      expect([seen?.destinationAddress, seen?.destinationPort]).toEqual(['127.0.0.1', port]);
+    }
+  });
+
+  it('refuses an originalDestination that is not a function', async () => {
+    const { server: creds } = await pki();
+    expect(
+      () =>
+        new HboneServer({
+          credentials: creds,
+          handler: forwardToAuthority,
+          originalDestination: 'SO_ORIGINAL_DST' as never,
+        }),
+    ).toThrow(expect.objectContaining({ code: 'ERR_HBONE_INVALID_OPTION' }));
   });
 });
 

@@ -33,7 +33,7 @@ export function inboundHboneHandler(ctx: ProxyContext, perWorkload: boolean) {
         ? { srcWorkload: peerWorkload }
         : {}),
       dstAddr: `${hostForAuthority(host)}:${port}`,
-      dstHboneAddr: `${hostForAuthority(normalizeIp(req.localAddress))}:${req.localPort}`,
+      dstHboneAddr: `${hostForAuthority(normalizeIp(req.destinationAddress))}:${req.destinationPort}`,
       mtls: true,
     };
     const refuse = (status: 400 | 401 | 503, why: string): HboneRejection => {

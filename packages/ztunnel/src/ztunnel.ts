@@ -639,6 +639,8 @@ export class Ztunnel {
         return this.certs.get(workloadIdentity(w, this.config.trustDomain));
       },
       handler: inboundHboneHandler(this.ctx, !wildcard),
+      // Redirected connections arrive on the node's address; requests then report the pod's (dst.hbone_addr).
+      ...(wildcard ? { originalDestination: (socket: Socket) => this.originalDestinationOf(socket) } : {}),
       drainTimeoutMs: this.config.drainTimeoutMs,
       upstreamTimeoutMs: this.config.connectTimeoutMs,
     });
@@ -698,9 +700,16 @@ export class Ztunnel {
    * to the node's own address, the original one (the pod's address) is kept by connection tracking.
    */
   private redirectedTo(socket: Socket) {
+    const dst = this.originalDestinationOf(socket);
+    return dst && this.state.workloadByAddress(dst.address);
+  }
+
+  /** SO_ORIGINAL_DST of an accepted socket; undefined without the addon or without a conntrack entry. */
+  private originalDestinationOf(socket: Socket): { address: string; port: number } | undefined {
     if (!this.originalDst.support().available) return undefined;
     try {
-      return this.state.workloadByAddress(normalizeIp(this.originalDst.lookup(socket).address));
+      const dst = this.originalDst.lookup(socket);
+      return { address: normalizeIp(dst.address), port: dst.port };
     } catch {
       return undefined;
     }

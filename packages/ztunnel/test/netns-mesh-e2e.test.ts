@@ -310,6 +310,8 @@ d('a three-host mesh in network namespaces, transparent capture', () => {
     await expect(inbound).resolves.toMatchObject({
       'src.identity': 'spiffe://cluster.local/ns/demo/sa/client',
       'dst.addr': '10.248.1.12:8080',
+      // Dialled to the pod's address, REDIRECTed to h1's own: the original destination is reported.
+      'dst.hbone_addr': '10.248.1.12:15008',
       'dst.workload': 'local',
       'dst.identity': 'spiffe://cluster.local/ns/demo/sa/local',
     });

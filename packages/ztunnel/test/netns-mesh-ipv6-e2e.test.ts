@@ -328,10 +328,12 @@ d('a dual-stack mesh in network namespaces: IPv6 through ztunnel', () => {
       'dst.hbone_addr': `[${ECHO6}]:15008`,
       'dst.service': 'echo.demo.svc.cluster.local',
     });
-    // h2 verified the client's identity and reached the app at its IPv6 address.
+    // h2 verified the client's identity and reached the app at its IPv6 address. The tunnel arrived REDIRECTed to
+    // h2's own address; the address it was dialled to (the pod's) comes from the original destination.
     await expect(inbound).resolves.toMatchObject({
       'src.identity': CLIENT_ID,
       'dst.addr': `[${ECHO6}]:8080`,
+      'dst.hbone_addr': `[${ECHO6}]:15008`,
       'dst.workload': 'echo',
     });
     expect((await inbound).error).toBeUndefined();
