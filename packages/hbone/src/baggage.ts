@@ -29,8 +29,8 @@ const NOT_WORKLOAD_KINDS = new Set(['cluster', 'namespace', 'node', 'container']
 
 /**
  * Builds the `baggage` value. Keys are emitted in Istio's order; absent fields are left out.
- * Values are percent-encoded where W3C Baggage requires it. Throws ERR_HBONE_BAD_HEADER for a workload
- * kind that is not a lowercase word, or a workload name without a kind.
+ * Values are percent-encoded where W3C Baggage requires it; a workload name without a kind is a deployment's.
+ * Throws ERR_HBONE_BAD_HEADER for a workload kind that is not a lowercase word, or a value that is not a string.
  */
 export function buildBaggage(b: HboneBaggage): string {
   const parts: string[] = [];

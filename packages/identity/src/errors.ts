@@ -7,8 +7,6 @@ export type IdentityErrorCode =
   | 'ERR_IDENTITY_INVALID'
   /** A trust domain name is malformed. */
   | 'ERR_TRUST_DOMAIN_INVALID'
-  /** The identity belongs to a different trust domain than the one required. */
-  | 'ERR_TRUST_DOMAIN_MISMATCH'
   /** A certificate carried no usable SPIFFE URI SAN. */
   | 'ERR_NO_IDENTITY_IN_CERTIFICATE'
   /** The input given as a certificate is not one: not PEM or DER X.509 that Node can read. */
