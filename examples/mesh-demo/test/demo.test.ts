@@ -1,4 +1,4 @@
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { type ChildProcess, type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 
@@ -7,12 +7,27 @@ const DEMO_MAIN = resolve(ROOT, 'examples/mesh-demo/src/main.ts');
 
 jest.setTimeout(120_000);
 
+/** Demos a test started: one that failed before its demo exited must not leave the mesh running. */
+const demos = new Set<ChildProcess>();
+afterEach(async () => {
+  for (const child of demos) {
+    // SIGTERM is the demo's own graceful stop (children drained, directory removed), passed on by demo.mjs.
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    }
+  }
+  demos.clear();
+});
+
 describe('mesh-demo', () => {
   it('runs the whole walk-through with real processes and exits 0', async () => {
     const child = spawn(process.execPath, [resolve(ROOT, 'scripts/demo.mjs')], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    demos.add(child);
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => {
       out += c;
@@ -53,6 +68,7 @@ async function demoUntilZtunnels(): Promise<{ child: ChildProcessWithoutNullStre
     cwd: ROOT,
     stdio: ['pipe', 'pipe', 'pipe'],
   });
+  demos.add(child);
   let out = '';
   child.stderr.setEncoding('utf8').on('data', (c: string) => {
     out += c;
